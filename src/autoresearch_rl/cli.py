@@ -1,0 +1,167 @@
+"""`arl`: the command line. User mistakes print one line and exit 2; nothing here prints a traceback for them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from autoresearch_rl import __version__
+from autoresearch_rl.campaign import Campaign
+from autoresearch_rl.env.data import default_cache_dir, prepare_dataset
+from autoresearch_rl.env.presets import DEFAULT_PRESET, PRESETS, get_preset
+from autoresearch_rl.errors import UserError
+from autoresearch_rl.experiment import ExperimentRecord
+from autoresearch_rl.runner.logparse import parse_log
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+DEFAULT_RUN_DIR = Path("runs/default")
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    preset = get_preset(args.preset)
+    started = time.perf_counter()
+    with console.status(f"preparing {preset.name} ({preset.dataset_id})") as status:
+        root = prepare_dataset(preset, _cache_dir(args), data=args.data, force=args.force,
+                               progress=lambda msg: status.update(msg))
+    console.print(f"prepared {preset.name} in {root} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def _watch_training(workspace_root: Path, stop: threading.Event, status) -> None:
+    """Show the latest progress line of the newest experiment while it trains."""
+    while not stop.wait(0.5):
+        logs = sorted(workspace_root.glob("*/train.log"))
+        if not logs:
+            continue
+        progress = parse_log(logs[-1]).progress
+        if progress:
+            p = progress[-1]
+            status.update(f"training: step {p.step}, {p.elapsed:.1f} s, loss {p.loss:.4f}")
+
+
+def _print_record(exp_id: int, record: ExperimentRecord) -> None:
+    t = record.timings
+    console.print(f"experiment {exp_id} (seed {record.seed}): [bold]{record.status.value}[/bold]"
+                  + (f" - {record.error}" if record.error else ""))
+    console.print(f"  start-up {t.startup:.1f} s | training {t.training:.1f} s | save {t.save:.1f} s "
+                  f"| evaluation {t.evaluation:.1f} s | total {t.total:.1f} s")
+    s = record.summary
+    if s:
+        console.print(f"  steps {s.get('steps', '?')} | tokens {s.get('tokens', '?')} | params {s.get('params', '?')} "
+                      f"| peak memory {record.memory_gb:.2f} GB | device {s.get('device', '?')}")
+    uniform = record.eval_details.get("uniform_bpb")
+    if uniform:
+        console.print(f"  uniform-prediction bpb (an untrained model) {uniform:.4f}")
+    console.print(f"  log: {record.log_path}")
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    if args.source is not None:
+        path = Path(args.source)
+        if not path.is_file():
+            raise UserError(f"--source {path} does not exist; pass the path of a train.py")
+        source = path.read_text()
+        description = f"baseline: {path.name}"
+    else:
+        from autoresearch_rl.target import template_source
+
+        source, description = template_source(), "baseline: template train.py"
+    with Campaign.open(args.run_dir, args.preset, _cache_dir(args)) as campaign:
+        if n := campaign.recover():
+            console.print(f"marked {n} experiment(s) left running by a stopped controller as INTERRUPTED")
+        preset = campaign.preset
+        console.print(f"campaign {campaign.run_dir} | preset {preset.name} | budget {preset.time_budget_s:.0f} s | seed {args.seed}")
+        stop = threading.Event()
+        with console.status("starting") as status:
+            watcher = threading.Thread(target=_watch_training, args=(campaign.run_dir / "experiments", stop, status), daemon=True)
+            watcher.start()
+            try:
+                exp_id, record = campaign.run(source, role="baseline", description=description, seed=args.seed)
+            finally:
+                stop.set()
+        _print_record(exp_id, record)
+    if record.val_bpb is not None:
+        print(f"val_bpb: {record.val_bpb:.6f}")
+        return 0
+    print(f"status: {record.status.value}")
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from autoresearch_rl.campaign import campaign_summary
+    from autoresearch_rl.ledger import Ledger
+
+    with Ledger.open(Path(args.run_dir), create=False) as ledger:
+        summary = campaign_summary(Path(args.run_dir), ledger.meta(), ledger)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())) or "none"
+    print(f"campaign {summary['run_dir']} | preset {summary['preset']} | env {summary['env_hash']}")
+    print(f"experiments: {summary['experiments']} ({counts})")
+    print(f"baseline val_bpb: {summary['baseline_val_bpb']}")
+    print(f"best val_bpb: {summary['best_val_bpb']} (experiment {summary['best_experiment']})")
+    if summary["running"]:
+        print(f"running: {summary['running']}")
+    if summary["stop_reason"]:
+        print(f"stopped: {summary['stop_reason']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="arl", description="An RL agent that researches edits to train.py.")
+    parser.add_argument("--version", action="version", version=f"autoresearch-rl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    presets = ", ".join(sorted(PRESETS))
+
+    def common(p: argparse.ArgumentParser, preset_default: str | None = DEFAULT_PRESET) -> None:
+        p.add_argument("--preset", default=preset_default, help=f"frozen environment: {presets} (default {DEFAULT_PRESET})")
+        p.add_argument("--cache-dir", default=None, help="prepared data lives here (default $ARL_HOME or ~/.cache/autoresearch-rl)")
+
+    p = sub.add_parser("prepare", help="build the frozen environment (tokenizer, token shards) into the cache")
+    common(p)
+    p.add_argument("--data", default=None, help="gpu presets: a directory or URL holding the parquet shards")
+    p.add_argument("--force", action="store_true", help="rebuild even when already prepared")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("baseline", help="run the unmodified train.py (or --source FILE) once, score it, record it")
+    common(p, preset_default=None)
+    p.add_argument("--seed", type=int, default=0, help="training seed (recorded)")
+    p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR), help="campaign directory (default runs/default)")
+    p.add_argument("--source", default=None, help="a train.py of your own instead of the template")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("status", help="summary of a campaign: counts by status, baseline and best val_bpb")
+    p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR))
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the running experiment was stopped and recorded as INTERRUPTED", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The frozen runtime that train.py calls: device, seeds, data batches, the budget clock, the save.
+
+train.py owns the model and the optimisation; this module owns everything a candidate must not be
+able to bend: which data it trains on, how time is counted, how the model is handed to the
+evaluator, and the summary block the runner parses. The runner also enforces a hard deadline from
+outside, so a candidate that ignores the clock is killed anyway.
+
+Usage inside train.py::
+
+    ctx = runtime.setup()
+    for step, (x, y) in enumerate(ctx.train_batches(BATCH_SIZE)):
+        ...
+        ctx.step_done(step, loss.item(), tokens=x.numel())
+        if ctx.budget.exhausted:
+            break
+    ctx.finish(model, model_config=..., flops_per_token=...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autoresearch_rl.env import checkpoint
+from autoresearch_rl.env.data import Dataset, default_cache_dir
+from autoresearch_rl.env.presets import DEFAULT_PRESET, Preset, get_preset
+
+NAN_EXIT_CODE = 86  # train.py exits with this when the training loss stops being finite
+_PROGRESS_EVERY_S = 1.0  # progress lines at most once a second (plus the first steps)
+_PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "4090": 165e12}  # dense bf16
+
+
+@dataclass
+class Budget:
+    """Counts training time against the preset's budget (and its optional token cap).
+
+    Time is the sum of step durations after the first `excluded_steps` (compile warm-up), measured
+    with a device synchronisation so asynchronous GPU work is counted where it happens.
+    """
+
+    seconds: float
+    max_tokens: int | None
+    excluded_steps: int
+    device: torch.device
+    training_seconds: float = 0.0
+    tokens: int = 0
+    steps: int = 0
+    first_step_at: float | None = None  # wall-clock time (epoch) the first step started
+    _mark: float | None = None
+
+    def start(self) -> None:
+        if self._mark is None:
+            self._sync()
+            self._mark = time.perf_counter()
+            self.first_step_at = time.time()
+
+    def tick(self, tokens: int) -> None:
+        """Close one optimizer step of `tokens` tokens."""
+        self.start()
+        self._sync()
+        now = time.perf_counter()
+        assert self._mark is not None
+        if self.steps >= self.excluded_steps:
+            self.training_seconds += now - self._mark
+        self._mark = now
+        self.steps += 1
+        self.tokens += tokens
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the budget spent, in [0, 1]: what learning-rate schedules are driven by."""
+        frac = self.training_seconds / self.seconds
+        if self.max_tokens:
+            frac = max(frac, self.tokens / self.max_tokens)
+        return min(1.0, frac)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.progress >= 1.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+@dataclass
+class TrainContext:
+    """What setup() hands to train.py."""
+
+    preset: Preset
+    dataset: Dataset
+    device: torch.device
+    seed: int
+    checkpoint_dir: Path
+    budget: Budget
+    launched_at: float  # epoch seconds the runner launched the process (or setup time when run by hand)
+    last_loss: float = float("nan")
+    _last_print: float = field(default=0.0)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.dataset.vocab_size
+
+    @property
+    def seq_len(self) -> int:
+        return self.preset.seq_len
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA; nothing on CPU (bf16 matmuls are slow there)."""
+        if self.device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless (inputs, targets) pairs of shape (batch_size, seq_len) from the train split only."""
+        tokens = self.dataset.tokens("train")
+        seq = self.seq_len
+        rng = np.random.default_rng(self.seed)
+        offsets = np.arange(seq + 1)
+        pin = self.device.type == "cuda"
+        self.budget.start()
+        while True:
+            starts = rng.integers(0, len(tokens) - seq - 1, size=batch_size)
+            window = torch.from_numpy(tokens[starts[:, None] + offsets].astype(np.int64))  # (B, T+1)
+            if pin:
+                window = window.pin_memory()
+            window = window.to(self.device, non_blocking=True)
+            yield window[:, :-1], window[:, 1:]
+
+    def step_done(self, step: int, loss: float, tokens: int) -> None:
+        """Count the step against the budget, print a progress line, stop the run on a NaN loss."""
+        self.budget.tick(tokens)
+        self.last_loss = loss
+        if not math.isfinite(loss):
+            print(f"step {step:05d} | loss {loss} | non-finite loss, stopping", flush=True)
+            sys.exit(NAN_EXIT_CODE)
+        now = time.perf_counter()
+        if step < 3 or now - self._last_print >= _PROGRESS_EVERY_S or self.budget.exhausted:
+            self._last_print = now
+            b = self.budget
+            tps = b.tokens / b.training_seconds if b.training_seconds > 0 else 0.0
+            print(
+                f"step {step:05d} | elapsed {b.training_seconds:.2f}s | progress {100 * b.progress:.1f}% "
+                f"| loss {loss:.6f} | tokens {b.tokens} | tok/s {tps:.0f}",
+                flush=True,
+            )
+
+    def finish(self, model: torch.nn.Module, *, model_config: dict[str, Any], flops_per_token: float | None = None,
+               build_model: str = "build_model") -> None:
+        """Hand the trained model to the evaluator and print the summary block the runner parses."""
+        t0 = time.perf_counter()
+        saved = checkpoint.save(model, self.checkpoint_dir, model_config=model_config, seq_len=self.seq_len,
+                                vocab_size=self.vocab_size, device=self.device, build_model=build_model)
+        save_seconds = time.perf_counter() - t0
+        b = self.budget
+        params = sum(p.numel() for p in model.parameters())
+        summary: dict[str, Any] = {
+            "training_seconds": round(b.training_seconds, 3),
+            "startup_seconds": round((b.first_step_at or time.time()) - self.launched_at, 3),
+            "save_seconds": round(save_seconds, 3),
+            "total_seconds": round(time.time() - self.launched_at, 3),
+            "peak_memory_mb": round(_peak_memory_mb(self.device), 1),
+            "tokens": b.tokens,
+            "steps": b.steps,
+            "params": params,
+            "tokens_per_second": round(b.tokens / b.training_seconds, 1) if b.training_seconds > 0 else 0.0,
+            "final_train_loss": round(self.last_loss, 6),
+            "device": str(self.device),
+            "seed": self.seed,
+            "checkpoint_format": saved.format,
+        }
+        peak = _device_peak_flops(self.device)
+        if peak and flops_per_token and b.training_seconds > 0:
+            summary["mfu"] = round(100 * flops_per_token * b.tokens / b.training_seconds / peak, 2)
+        print("---", flush=True)
+        for key, value in summary.items():
+            print(f"{key}: {value}", flush=True)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _device_peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((flops for key, flops in _PEAK_FLOPS.items() if key in name), None)
+
+
+def _pick_device(preset: Preset) -> torch.device:
+    wanted = os.environ.get("ARL_DEVICE") or preset.device
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        print(f"preset {preset.name} wants CUDA but none is available; running on CPU", file=sys.stderr, flush=True)
+        wanted = "cpu"
+    return torch.device(wanted)
+
+
+def setup() -> TrainContext:
+    """Read the runner's ARL_* variables (sane defaults by hand), seed everything, pick the device."""
+    launched_at = float(os.environ.get("ARL_LAUNCHED_AT", time.time()))
+    preset = get_preset(os.environ.get("ARL_PRESET", DEFAULT_PRESET))
+    cache_dir = Path(os.environ.get("ARL_CACHE_DIR") or default_cache_dir())
+    seed = int(os.environ.get("ARL_SEED", "0"))
+    checkpoint_dir = Path(os.environ.get("ARL_CHECKPOINT_DIR", "checkpoint"))
+    torch.set_flush_denormal(True)  # denormals made high-LR CPU runs 1.5x slower
+    threads = os.environ.get("ARL_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    device = _pick_device(preset)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    budget = Budget(seconds=preset.time_budget_s, max_tokens=preset.max_train_tokens,
+                    excluded_steps=preset.excluded_warmup_steps, device=device)
+    return TrainContext(preset=preset, dataset=Dataset.open(preset, cache_dir), device=device, seed=seed,
+                        checkpoint_dir=checkpoint_dir, budget=budget, launched_at=launched_at)
+

@@ -1,0 +1,380 @@
+"""The campaign ledger: one SQLite file per run directory holding every experiment ever started.
+
+The ledger is what makes a campaign resumable. Each state change (start, commit, finish,
+interrupt, metadata) is one `BEGIN IMMEDIATE ... COMMIT` transaction in WAL mode with
+`synchronous=FULL`, so a controller killed at any moment leaves either the old or the new state,
+never half of one. Writes are rare (a few per experiment, minutes apart), so durability costs
+nothing measurable.
+
+    with Ledger.open(run_dir) as ledger:
+        exp_id = ledger.start_experiment(role="candidate", source_hash=h, description="MATRIX_LR 0.04 -> 0.05")
+        ledger.finish_experiment(exp_id, record, status=Status.DISCARDED)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from autoresearch_rl.errors import UserError
+from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
+
+log = logging.getLogger(__name__)
+
+LEDGER_NAME = "ledger.sqlite"
+BACKUP_NAME = "ledger.sqlite.bak"
+SCHEMA_VERSION = 1  # stored in PRAGMA user_version; bump with a migration when columns change
+BUSY_TIMEOUT_S = 30.0  # `arl status` may read while `arl run` writes; wait rather than fail
+
+_SCORED = tuple(s.value for s in Status if s.scored)
+
+_SCHEMA = """
+CREATE TABLE campaign (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE experiments (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at     REAL NOT NULL,
+    finished_at    REAL,
+    parent_id      INTEGER REFERENCES experiments(id),
+    role           TEXT NOT NULL,
+    source_hash    TEXT NOT NULL,
+    commit_sha     TEXT NOT NULL DEFAULT '',
+    description    TEXT NOT NULL DEFAULT '',
+    diff           TEXT NOT NULL DEFAULT '',
+    seed           INTEGER NOT NULL DEFAULT 0,
+    status         TEXT NOT NULL,
+    val_bpb        REAL,
+    startup_s      REAL NOT NULL DEFAULT 0,
+    training_s     REAL NOT NULL DEFAULT 0,
+    save_s         REAL NOT NULL DEFAULT 0,
+    eval_s         REAL NOT NULL DEFAULT 0,
+    total_s        REAL NOT NULL DEFAULT 0,
+    peak_memory_mb REAL,
+    summary_json   TEXT NOT NULL DEFAULT '{}',
+    eval_json      TEXT NOT NULL DEFAULT '{}',
+    log_tail       TEXT NOT NULL DEFAULT '',
+    error          TEXT NOT NULL DEFAULT '',
+    log_path       TEXT NOT NULL DEFAULT '',
+    workspace      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX experiments_status ON experiments(status);
+"""
+
+
+@dataclass(frozen=True)
+class ExperimentRow:
+    """One row of the `experiments` table, decoded (status as Status, JSON columns as dicts)."""
+
+    id: int
+    created_at: float  # unix seconds
+    finished_at: float | None  # None while RUNNING
+    parent_id: int | None  # the incumbent experiment this candidate was derived from
+    role: str  # 'baseline', 'candidate', 'calibration', ...
+    source_hash: str  # sha256 of the train.py that ran
+    commit_sha: str  # commit in the history repository ('' until recorded)
+    description: str
+    diff: str
+    seed: int
+    status: Status
+    val_bpb: float | None
+    timings: Timings = field(default_factory=Timings)
+    peak_memory_mb: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    eval_details: dict[str, Any] = field(default_factory=dict)
+    log_tail: str = ""
+    error: str = ""
+    log_path: str = ""
+    workspace: str = ""
+
+    @property
+    def memory_gb(self) -> float:
+        """Peak memory in GB, the reference results.tsv column."""
+        return round((self.peak_memory_mb or 0.0) / 1024.0, 3)
+
+    def to_record(self) -> ExperimentRecord:
+        """The runner's view of this row, e.g. to feed a resumed agent its past outcomes."""
+        return ExperimentRecord(
+            status=self.status,
+            val_bpb=self.val_bpb,
+            seed=self.seed,
+            timings=self.timings,
+            peak_memory_mb=self.peak_memory_mb,
+            summary=self.summary,
+            eval_details=self.eval_details,
+            log_tail=self.log_tail,
+            error=self.error,
+            log_path=self.log_path,
+            workspace=self.workspace,
+        )
+
+
+def _row(r: sqlite3.Row) -> ExperimentRow:
+    return ExperimentRow(
+        id=r["id"],
+        created_at=r["created_at"],
+        finished_at=r["finished_at"],
+        parent_id=r["parent_id"],
+        role=r["role"],
+        source_hash=r["source_hash"],
+        commit_sha=r["commit_sha"],
+        description=r["description"],
+        diff=r["diff"],
+        seed=r["seed"],
+        status=Status(r["status"]),
+        val_bpb=r["val_bpb"],
+        timings=Timings(
+            startup=r["startup_s"], training=r["training_s"], save=r["save_s"], evaluation=r["eval_s"], total=r["total_s"]
+        ),
+        peak_memory_mb=r["peak_memory_mb"],
+        summary=json.loads(r["summary_json"]),
+        eval_details=json.loads(r["eval_json"]),
+        log_tail=r["log_tail"],
+        error=r["error"],
+        log_path=r["log_path"],
+        workspace=r["workspace"],
+    )
+
+
+def _json(value: dict[str, Any]) -> str:
+    # default=str: a summary value the runner could not type (a path, a numpy scalar) is kept as text, not lost
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Ledger:
+    """Every experiment of one campaign, in `<run_dir>/ledger.sqlite`. Thread-safe; one writer process at a time."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()  # parallel experiments finish on different threads of one controller
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, run_dir: Path, *, create: bool = True) -> Ledger:
+        """Open the campaign in `run_dir`, creating the directory and ledger when `create` is true."""
+        run_dir = Path(run_dir)
+        path = run_dir / LEDGER_NAME
+        if not create and not path.is_file():
+            raise UserError(f"no campaign at {run_dir}; run `arl baseline --run-dir {run_dir}` first")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create run directory {run_dir} ({exc.strerror}); choose a writable --run-dir") from exc
+        if not os.access(run_dir, os.W_OK):
+            raise UserError(f"run directory {run_dir} is not writable; fix its permissions or choose another --run-dir")
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open ledger {path} ({exc}); check the permissions of {run_dir}") from exc
+        try:
+            cls._prepare(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, conn)
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+        conn.row_factory = sqlite3.Row
+        fix = f"move it aside and restore {path.with_name(BACKUP_NAME)} if present, or start a new --run-dir"
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"ledger {path} is corrupt ({exc}); {fix}") from exc
+        if problems != ["ok"]:
+            raise UserError(f"ledger {path} is corrupt ({problems[0]}); {fix}")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    # statement by statement: executescript() would COMMIT this transaction half-way
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                    conn.execute("INSERT INTO campaign(key, value) VALUES ('created_at', ?)", (json.dumps(created),))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise UserError(f"cannot write ledger {path} ({exc}); check the permissions of {path.parent}") from exc
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"ledger {path} has schema version {version}, newer than this autoresearch-rl understands "
+                f"({SCHEMA_VERSION}); upgrade autoresearch-rl or use a new --run-dir"
+            )
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close; idempotent."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:
+                pass  # another process is reading; the WAL is merged later, nothing is lost
+            self._conn.close()
+            self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; IMMEDIATE so a concurrent writer waits at BEGIN instead of failing mid-way."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def backup(self) -> Path:
+        """Copy a consistent snapshot to `ledger.sqlite.bak` (atomically), the restore point named in corruption errors."""
+        target = self.path.with_name(BACKUP_NAME)
+        tmp = target.with_name(f".{BACKUP_NAME}.{os.getpid()}.tmp")
+        with self._lock:
+            dest = sqlite3.connect(tmp)
+            try:
+                self._conn.backup(dest)
+            finally:
+                dest.close()
+        os.replace(tmp, target)
+        return target
+
+    # ---- campaign metadata -------------------------------------------------------------------
+
+    def set_meta(self, **items: Any) -> None:
+        """Record campaign facts (preset, env_hash, seeds, versions, hostname); values must be JSON-serialisable."""
+        rows = [(key, json.dumps(value, sort_keys=True)) for key, value in items.items()]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO campaign(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", rows
+            )
+
+    def meta(self) -> dict[str, Any]:
+        """All campaign metadata, decoded."""
+        with self._lock:
+            return {r["key"]: json.loads(r["value"]) for r in self._conn.execute("SELECT key, value FROM campaign ORDER BY key")}
+
+    # ---- experiments ---------------------------------------------------------------------------
+
+    def start_experiment(
+        self,
+        *,
+        role: str,
+        source_hash: str,
+        description: str,
+        diff: str = "",
+        parent_id: int | None = None,
+        seed: int = 0,
+        commit_sha: str = "",
+        log_path: str = "",
+        workspace: str = "",
+    ) -> int:
+        """Insert a RUNNING row before the run starts, so a kill during the run is visible on resume."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO experiments(created_at, parent_id, role, source_hash, commit_sha, description, diff, seed,"
+                " status, log_path, workspace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), parent_id, role, source_hash, commit_sha, description, diff, seed, Status.RUNNING.value,
+                 log_path, workspace),
+            )
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def set_commit(self, exp_id: int, sha: str) -> None:
+        """Attach the history commit of this experiment's train.py."""
+        with self._write() as conn:
+            self._require(conn.execute("UPDATE experiments SET commit_sha=? WHERE id=?", (sha, exp_id)), exp_id)
+
+    def finish_experiment(self, exp_id: int, record: ExperimentRecord, status: Status | None = None) -> None:
+        """Store the outcome; `status` overrides `record.status` (the loop's KEPT/DISCARDED decision)."""
+        final = status if status is not None else record.status
+        t = record.timings
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE experiments SET finished_at=?, status=?, val_bpb=?, startup_s=?, training_s=?, save_s=?, eval_s=?,"
+                " total_s=?, peak_memory_mb=?, summary_json=?, eval_json=?, log_tail=?, error=?,"
+                " log_path=COALESCE(NULLIF(?, ''), log_path), workspace=COALESCE(NULLIF(?, ''), workspace) WHERE id=?",
+                (time.time(), final.value, record.val_bpb, t.startup, t.training, t.save, t.evaluation, t.total,
+                 record.peak_memory_mb, _json(record.summary), _json(record.eval_details), record.log_tail, record.error,
+                 record.log_path, record.workspace, exp_id),
+            )
+            self._require(cur, exp_id)
+
+    def mark_interrupted(self, reason: str) -> int:
+        """On resume: turn rows left RUNNING by a dead controller into INTERRUPTED; returns how many."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE experiments SET status=?, error=?, finished_at=? WHERE status=?",
+                (Status.INTERRUPTED.value, reason, time.time(), Status.RUNNING.value),
+            )
+            return cur.rowcount
+
+    @staticmethod
+    def _require(cur: sqlite3.Cursor, exp_id: int) -> None:
+        if cur.rowcount == 0:
+            raise KeyError(f"no experiment {exp_id} in the ledger")
+
+    # ---- queries ---------------------------------------------------------------------------------
+
+    def _select(self, where: str = "", params: tuple[Any, ...] = (), tail: str = "ORDER BY id") -> list[ExperimentRow]:
+        sql = f"SELECT * FROM experiments {('WHERE ' + where) if where else ''} {tail}"
+        with self._lock:
+            return [_row(r) for r in self._conn.execute(sql, params)]
+
+    def experiments(self) -> list[ExperimentRow]:
+        """Every experiment, oldest first."""
+        return self._select()
+
+    def get(self, exp_id: int) -> ExperimentRow:
+        rows = self._select("id=?", (exp_id,))
+        if not rows:
+            raise KeyError(f"no experiment {exp_id} in the ledger")
+        return rows[0]
+
+    def running(self) -> list[ExperimentRow]:
+        return self._select("status=?", (Status.RUNNING.value,))
+
+    def counts_by_status(self) -> dict[str, int]:
+        """Status value -> number of experiments, for `arl status`."""
+        with self._lock:
+            rows = self._conn.execute("SELECT status, COUNT(*) FROM experiments GROUP BY status ORDER BY status")
+            return {status: n for status, n in rows}
+
+    def best(self) -> ExperimentRow | None:
+        """Lowest val_bpb among scored experiments (failures never count); earliest wins a tie."""
+        marks = ",".join("?" * len(_SCORED))
+        rows = self._select(f"status IN ({marks}) AND val_bpb IS NOT NULL", _SCORED, "ORDER BY val_bpb, id LIMIT 1")
+        return rows[0] if rows else None
+
+    def baseline(self) -> ExperimentRow | None:
+        """The first scored baseline run, the reference every improvement is measured against."""
+        marks = ",".join("?" * len(_SCORED))
+        rows = self._select(f"role='baseline' AND status IN ({marks}) AND val_bpb IS NOT NULL", _SCORED, "ORDER BY id LIMIT 1")
+        return rows[0] if rows else None
