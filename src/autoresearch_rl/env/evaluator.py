@@ -76,6 +76,8 @@ def check_causality(model: torch.nn.Module, tokens: np.ndarray, preset: Preset, 
     rng = np.random.default_rng(0)
     x = torch.from_numpy(tokens[: 2 * T].astype(np.int64)).view(2, T).to(device)
     reference = _logits(model, x, vocab_size)
+    if not torch.isfinite(reference).all():
+        raise _Verdict("NAN", "the model produced non-finite logits")
     worst = 0.0
     for cut in (1, T // 2, T - 1):
         perturbed = x.clone()

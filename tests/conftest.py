@@ -1,0 +1,23 @@
+"""Shared fixtures: the cpu-smoke data prepared once per test session in a temporary cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autoresearch_rl.env.data import prepare_dataset
+from autoresearch_rl.env.presets import Preset, get_preset
+
+
+@pytest.fixture(scope="session")
+def smoke_preset() -> Preset:
+    return get_preset("cpu-smoke")
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory: pytest.TempPathFactory, smoke_preset: Preset) -> Path:
+    """A cache directory holding the prepared cpu-smoke (= cpu-tiny) dataset."""
+    cache = tmp_path_factory.mktemp("arl-cache")
+    prepare_dataset(smoke_preset, cache)
+    return cache
