@@ -122,8 +122,6 @@ def test_every_document_starts_with_bos_and_keeps_its_order(kjv_tokenizer: Token
         assert int(lengths[ids].sum()) == len(doc.encode("utf-8"))
 
 
-@pytest.mark.xfail(strict=True, reason="source bug: encode_documents lets HF match the literal '<|bos|>' in text "
-                   "as the special token (0 bytes); set tokenizer.encode_special_tokens = True before encoding")
 def test_bos_in_text_is_not_turned_into_the_special_token(kjv_tokenizer: Tokenizer) -> None:
     text = f"a document quoting {BOS} literally"
     (ids,) = encode_documents(kjv_tokenizer, [text])

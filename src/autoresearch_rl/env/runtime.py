@@ -132,7 +132,7 @@ class TrainContext:
         pin = self.device.type == "cuda"
         self.budget.start()
         while True:
-            starts = rng.integers(0, len(tokens) - seq - 1, size=batch_size)
+            starts = rng.integers(0, len(tokens) - seq, size=batch_size)  # window end is exclusive
             window = torch.from_numpy(tokens[starts[:, None] + offsets].astype(np.int64))  # (B, T+1)
             if pin:
                 window = window.pin_memory()

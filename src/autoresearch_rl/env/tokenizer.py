@@ -60,6 +60,7 @@ def token_byte_lengths(tokenizer: Tokenizer) -> np.ndarray:
 def encode_documents(tokenizer: Tokenizer, documents: Iterable[str], batch: int = 256) -> Iterator[np.ndarray]:
     """Token ids of each document, prefixed by BOS, encoded in parallel batches."""
     bos = tokenizer.token_to_id(BOS)
+    tokenizer.encode_special_tokens = True  # a literal "<|bos|>" in the text is text, not a boundary
     pending: list[str] = []
 
     def flush() -> Iterator[np.ndarray]:
