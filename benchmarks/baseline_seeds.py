@@ -9,7 +9,7 @@ Also scores the *untrained* template model, so "the baseline learned something" 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -23,22 +23,20 @@ from autoresearch_rl.env import checkpoint
 from autoresearch_rl.env.data import Dataset, default_cache_dir, prepare_dataset
 from autoresearch_rl.env.evaluator import evaluate
 from autoresearch_rl.env.presets import get_preset
-from autoresearch_rl.target import TEMPLATE_PATH, template_source
+from autoresearch_rl.target import template_source
+from autoresearch_rl.target.loader import imported_source
 
 
 def untrained_bpb(preset_name: str, cache_dir: Path) -> float:
     """val_bpb of the template's model straight after initialisation."""
     preset = get_preset(preset_name)
-    spec = importlib.util.spec_from_file_location("template_train", TEMPLATE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     vocab = Dataset.open(preset, cache_dir).vocab_size
-    config = dict(vocab_size=vocab, seq_len=preset.seq_len, depth=module.DEPTH, model_dim=module.MODEL_DIM,
-                  head_dim=module.HEAD_DIM, mlp_ratio=module.MLP_RATIO, rope_base=module.ROPE_BASE,
-                  logit_softcap=module.LOGIT_SOFTCAP, init_scale=module.INIT_SCALE)
+    with imported_source(template_source()) as module:
+        config = dataclasses.asdict(module.make_config(vocab, preset.seq_len))
+        model = module.build_model(config)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint.save(module.build_model(config), Path(tmp), model_config=config, seq_len=preset.seq_len,
+        checkpoint.save(model, Path(tmp), model_config=config, seq_len=preset.seq_len,
                         vocab_size=vocab, device=torch.device("cpu"))
         result = evaluate(Path(tmp), preset, cache_dir)
     assert result.val_bpb is not None, result.error

@@ -119,6 +119,103 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_source(path: str | None) -> str:
+    if path is None:
+        from autoresearch_rl.target import template_source
+
+        return template_source()
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--source {file} does not exist; pass the path of a train.py")
+    source = file.read_text()
+    try:
+        compile(source, str(file), "exec")
+    except SyntaxError as exc:
+        raise UserError(f"{file} does not compile (line {exc.lineno}: {exc.msg}); fix it first") from None
+    return source
+
+
+def _space(source: str):
+    from autoresearch_rl.target.knobs import AnnotationError
+    from autoresearch_rl.target.space import ActionSpace
+
+    try:
+        return ActionSpace.for_source(source)
+    except AnnotationError as exc:
+        raise UserError(f"bad # search: annotation: {exc}") from None
+
+
+def cmd_edits(args: argparse.Namespace) -> int:
+    from autoresearch_rl.target.knobs import discover_knobs
+
+    import libcst as cst
+
+    source = _read_source(args.source)
+    space = _space(source)
+    mask = space.mask(source)
+    knobs = discover_knobs(cst.parse_module(source))
+    rows = []
+    for name, op in space.operators.items():
+        actions = [a for a in space.actions if a.operator == name]
+        knob = knobs.get(getattr(op, "knob", ""))
+        rows.append({
+            "operator": name,
+            "kind": op.kind,
+            "args": [a.arg for a in actions],
+            "applicable": [a.arg for a in actions if mask[a.index]],
+            "mask": [mask[a.index] for a in actions],
+            "indices": [a.index for a in actions],
+            "current": None if knob is None else knob.value,
+        })
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{len(space)} actions, {sum(mask)} applicable now; (masked) arguments do not apply",
+                  title_justify="left")
+    for column in ("operator", "kind", "current", "arguments"):
+        table.add_column(column)
+    for row in rows:
+        args_text = " ".join(f"[bold]{a}[/bold]" if ok else f"[dim]({a})[/dim]" for a, ok in zip(row["args"], row["mask"]))
+        table.add_row(row["operator"], row["kind"], "" if row["current"] is None else repr(row["current"]), args_text)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from autoresearch_rl.target.edits import EditError, apply_edit
+
+    source = _read_source(args.source)
+    space = _space(source)
+    op = space.operators.get(args.operator)
+    if op is None:
+        known = sorted(space.operators)
+        close = [n for n in known if args.operator.split(":")[-1].lower() in n.lower()][:5] or known[:8]
+        raise UserError(f"unknown operator {args.operator!r}; e.g. {', '.join(close)} (see `arl edits`)")
+    try:
+        edit = apply_edit(source, op, args.arg)
+    except EditError as exc:
+        raise UserError(str(exc)) from None
+    print(edit.diff, end="")
+    console.print(f"{edit.operator} {edit.arg}: {edit.description}")
+    if args.smoke:
+        from autoresearch_rl.target.smoke import smoke_check
+
+        result = smoke_check(edit.after)
+        console.print(f"smoke check: {'ok' if result.ok else 'FAILED - ' + result.error} ({result.seconds:.1f} s)")
+    if args.out:
+        out = Path(args.out)
+        try:
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(edit.after)
+            tmp.replace(out)
+        except OSError as exc:
+            raise UserError(f"cannot write {out} ({exc.strerror}); choose a writable --out") from None
+        console.print(f"wrote {out}")
+    return 0 if not args.smoke or result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arl", description="An RL agent that researches edits to train.py.")
     parser.add_argument("--version", action="version", version=f"autoresearch-rl {__version__}")
@@ -142,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR), help="campaign directory (default runs/default)")
     p.add_argument("--source", default=None, help="a train.py of your own instead of the template")
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("edits", help="list the edit operators for a train.py and which apply now")
+    p.add_argument("--source", default=None, help="a train.py (default: the template)")
+    p.add_argument("--json", action="store_true", help="a list of objects: operator, kind, args, applicable, mask")
+    p.set_defaults(func=cmd_edits)
+
+    p = sub.add_parser("apply", help="apply one edit to a train.py and print the diff")
+    p.add_argument("operator", help="operator name, e.g. scale:MATRIX_LR or activation")
+    p.add_argument("arg", help="its argument, e.g. x1.2 or swiglu")
+    p.add_argument("--source", default=None, help="a train.py (default: the template)")
+    p.add_argument("--out", default=None, help="write the edited train.py here")
+    p.add_argument("--smoke", action="store_true", help="also run the cheap smoke check (one tiny training step)")
+    p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("status", help="summary of a campaign: counts by status, baseline and best val_bpb")
     p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR))

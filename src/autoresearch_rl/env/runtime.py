@@ -19,6 +19,7 @@ Usage inside train.py::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -37,6 +38,7 @@ from autoresearch_rl.env import checkpoint
 from autoresearch_rl.env.data import Dataset, default_cache_dir
 from autoresearch_rl.env.presets import DEFAULT_PRESET, Preset, get_preset
 
+SMOKE_SEQ_LEN = 32  # smoke checks (ARL_SMOKE=1) use sequences this short
 NAN_EXIT_CODE = 86  # train.py exits with this when the training loss stops being finite
 _PROGRESS_EVERY_S = 1.0  # progress lines at most once a second (plus the first steps)
 _PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "4090": 165e12}  # dense bf16
@@ -54,6 +56,7 @@ class Budget:
     max_tokens: int | None
     excluded_steps: int
     device: torch.device
+    max_steps: int | None = None  # smoke checks stop after this many steps
     training_seconds: float = 0.0
     tokens: int = 0
     steps: int = 0
@@ -84,6 +87,8 @@ class Budget:
         frac = self.training_seconds / self.seconds
         if self.max_tokens:
             frac = max(frac, self.tokens / self.max_tokens)
+        if self.max_steps:
+            frac = max(frac, self.steps / self.max_steps)
         return min(1.0, frac)
 
     @property
@@ -100,7 +105,7 @@ class TrainContext:
     """What setup() hands to train.py."""
 
     preset: Preset
-    dataset: Dataset
+    dataset: Dataset | None  # None in smoke mode: random tokens, nothing read from disk
     device: torch.device
     seed: int
     checkpoint_dir: Path
@@ -111,7 +116,12 @@ class TrainContext:
 
     @property
     def vocab_size(self) -> int:
-        return self.dataset.vocab_size
+        return self.dataset.vocab_size if self.dataset is not None else self.preset.vocab_size
+
+    @property
+    def smoke(self) -> bool:
+        """A smoke check: tiny sequences, one step on random tokens, a forward check instead of a save."""
+        return self.dataset is None
 
     @property
     def seq_len(self) -> int:
@@ -125,6 +135,9 @@ class TrainContext:
 
     def train_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless (inputs, targets) pairs of shape (batch_size, seq_len) from the train split only."""
+        if self.dataset is None:
+            yield from self._random_batches(min(batch_size, 2))
+            return
         tokens = self.dataset.tokens("train")
         seq = self.seq_len
         rng = np.random.default_rng(self.seed)
@@ -137,6 +150,12 @@ class TrainContext:
             if pin:
                 window = window.pin_memory()
             window = window.to(self.device, non_blocking=True)
+            yield window[:, :-1], window[:, 1:]
+
+    def _random_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.budget.start()
+        while True:
+            window = torch.randint(0, self.vocab_size, (batch_size, self.seq_len + 1), device=self.device)
             yield window[:, :-1], window[:, 1:]
 
     def step_done(self, step: int, loss: float, tokens: int) -> None:
@@ -160,6 +179,11 @@ class TrainContext:
     def finish(self, model: torch.nn.Module, *, model_config: dict[str, Any], flops_per_token: float | None = None,
                build_model: str = "build_model") -> None:
         """Hand the trained model to the evaluator and print the summary block the runner parses."""
+        if self.smoke:
+            _check_forward(model, self.vocab_size, self.seq_len, self.device)
+            print(f"---\nsmoke: ok\nsteps: {self.budget.steps}\nparams: {sum(p.numel() for p in model.parameters())}",
+                  flush=True)
+            return
         t0 = time.perf_counter()
         saved = checkpoint.save(model, self.checkpoint_dir, model_config=model_config, seq_len=self.seq_len,
                                 vocab_size=self.vocab_size, device=self.device, build_model=build_model)
@@ -187,6 +211,19 @@ class TrainContext:
         print("---", flush=True)
         for key, value in summary.items():
             print(f"{key}: {value}", flush=True)
+
+
+def _check_forward(model: torch.nn.Module, vocab_size: int, seq_len: int, device: torch.device) -> None:
+    """Smoke mode's stand-in for the evaluator: logits of the right shape, finite."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.randint(0, vocab_size, (2, seq_len), device=device))
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    if tuple(logits.shape[:2]) != (2, seq_len) or logits.size(-1) < vocab_size:
+        raise RuntimeError(f"smoke check: model returned {tuple(logits.shape)}, expected (2, {seq_len}, >= {vocab_size})")
+    if not torch.isfinite(logits).all():
+        raise RuntimeError("smoke check: non-finite logits")
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -230,8 +267,12 @@ def setup() -> TrainContext:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    smoke = os.environ.get("ARL_SMOKE") == "1"
+    if smoke:
+        preset = dataclasses.replace(preset, seq_len=min(preset.seq_len, SMOKE_SEQ_LEN))
     budget = Budget(seconds=preset.time_budget_s, max_tokens=preset.max_train_tokens,
-                    excluded_steps=preset.excluded_warmup_steps, device=device)
-    return TrainContext(preset=preset, dataset=Dataset.open(preset, cache_dir), device=device, seed=seed,
-                        checkpoint_dir=checkpoint_dir, budget=budget, launched_at=launched_at)
+                    excluded_steps=0 if smoke else preset.excluded_warmup_steps, device=device,
+                    max_steps=1 if smoke else None)
+    return TrainContext(preset=preset, dataset=None if smoke else Dataset.open(preset, cache_dir), device=device,
+                        seed=seed, checkpoint_dir=checkpoint_dir, budget=budget, launched_at=launched_at)
 

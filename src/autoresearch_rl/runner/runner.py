@@ -20,7 +20,7 @@ from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
 from autoresearch_rl.runner.logparse import ParsedLog, parse_log
 from autoresearch_rl.runner.process import Limits, run_with_deadline
 
-_PACKAGE_ROOT = str(Path(autoresearch_rl.__file__).resolve().parent.parent)
+PACKAGE_ROOT = str(Path(autoresearch_rl.__file__).resolve().parent.parent)
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "CUDA_VISIBLE_DEVICES", "ARL_THREADS")
 
 
@@ -37,7 +37,7 @@ class RunnerConfig:
 def _child_env(preset: Preset, cache_dir: Path, seed: int, checkpoint_dir: Path, launched_at: float) -> dict[str, str]:
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env.update(
-        PYTHONPATH=_PACKAGE_ROOT,
+        PYTHONPATH=PACKAGE_ROOT,
         PYTHONUNBUFFERED="1",
         PYTHONHASHSEED=str(seed),
         ARL_PRESET=preset.name,
