@@ -24,7 +24,7 @@ from autoresearch_rl.env import runtime
 # ---------------------------------------------------------------------------------------------
 # Hyperparameters. Each `# search:` comment declares the range the agent may explore.
 DEPTH = 4  # search: int 1..12
-MODEL_DIM = 128  # search: choice 64, 96, 128, 192, 256, 384, 512, 768
+ASPECT_RATIO = 32  # search: log-int 8..128
 HEAD_DIM = 32  # search: choice 16, 32, 64, 128
 MLP_RATIO = 4  # search: int 1..8
 BATCH_SIZE = 16  # search: log-int 2..512
@@ -45,6 +45,11 @@ INIT_SCALE = 1.0  # search: log 0.25..4.0
 GRAD_CLIP = 1.0  # search: linear 0.0..5.0
 COMPILE = "auto"  # search: choice "auto", "never"
 # ---------------------------------------------------------------------------------------------
+
+
+def model_dim(depth: int, aspect_ratio: int, head_dim: int) -> int:
+    """Width derived from depth (nanochat's one dial), rounded up so heads always divide it."""
+    return max(head_dim, -(-depth * aspect_ratio // head_dim) * head_dim)
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,13 @@ class GPT(nn.Module):
         return 6 * matmul_params + 12 * c.depth * c.model_dim * c.seq_len
 
 
+def make_config(vocab_size: int, seq_len: int) -> GPTConfig:
+    """The model this file's constants describe."""
+    return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, depth=DEPTH, model_dim=model_dim(DEPTH, ASPECT_RATIO, HEAD_DIM),
+                     head_dim=HEAD_DIM, mlp_ratio=MLP_RATIO, rope_base=ROPE_BASE, logit_softcap=LOGIT_SOFTCAP,
+                     init_scale=INIT_SCALE)
+
+
 def build_model(config: dict) -> GPT:
     """Rebuild the model from its saved config (the evaluator's fallback when export fails)."""
     return GPT(GPTConfig(**config))
@@ -228,9 +240,7 @@ def lr_multiplier(progress: float) -> float:
 
 def main() -> None:
     ctx = runtime.setup()
-    config = GPTConfig(vocab_size=ctx.vocab_size, seq_len=ctx.seq_len, depth=DEPTH, model_dim=MODEL_DIM,
-                       head_dim=HEAD_DIM, mlp_ratio=MLP_RATIO, rope_base=ROPE_BASE, logit_softcap=LOGIT_SOFTCAP,
-                       init_scale=INIT_SCALE)
+    config = make_config(ctx.vocab_size, ctx.seq_len)
     model = GPT(config).to(ctx.device)
     optimizers = build_optimizers(model)
     use_compile = COMPILE == "auto" and ctx.device.type == "cuda"
