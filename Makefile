@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/arl status --run-dir $(RUN_DIR)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

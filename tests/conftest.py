@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from autoresearch_rl.env.data import prepare_dataset
 from autoresearch_rl.env.presets import Preset, get_preset
+
+
+# Tests run on two xdist workers on two cores: one thread per training process keeps them from
+# fighting over cores (the runner passes ARL_THREADS through to train.py).
+os.environ.setdefault("ARL_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -85,11 +85,14 @@ def format_number(value: float | int, like: Any) -> str:
     return text
 
 
-def literal_node(value: Any) -> cst.BaseExpression:
+def literal_node(value: Any, quote: str = '"') -> cst.BaseExpression:
     if isinstance(value, bool):
         return cst.Name("True" if value else "False")
     if isinstance(value, str):
-        return cst.SimpleString(repr(value))
+        text = repr(value)  # single-quoted unless it holds a single quote
+        if quote == '"' and text.startswith("'") and '"' not in value:
+            text = f'"{text[1:-1]}"'
+        return cst.SimpleString(text)
     text = format_number(value, value)
     node: cst.BaseExpression = cst.Integer(text.lstrip("-")) if isinstance(value, int) else cst.Float(text.lstrip("-"))
     return cst.UnaryOperation(operator=cst.Minus(), expression=node) if text.startswith("-") else node
@@ -97,10 +100,11 @@ def literal_node(value: Any) -> cst.BaseExpression:
 
 def replace_constant(module: cst.Module, name: str, value: Any) -> cst.Module:
     """Set module-level constant `name` to `value`, keeping its comment and everything else."""
-    for const, statement, _ in constant_assignments(module):
+    for const, statement, old in constant_assignments(module):
         if const == name:
             small = statement.body[0]
-            new_small = small.with_changes(value=literal_node(value))
+            quote = old.quote if isinstance(old, cst.SimpleString) else '"'
+            new_small = small.with_changes(value=literal_node(value, quote))
             return module.deep_replace(small, new_small)  # type: ignore[return-value]
     raise EditError(f"no constant {name} in this train.py")
 

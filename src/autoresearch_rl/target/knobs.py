@@ -53,7 +53,6 @@ class Knob:
     name: str
     value: Any  # int, float, bool or str
     spec: SearchSpec
-    line: int  # 1-based line number in the source
 
     @property
     def normalised(self) -> float:
@@ -140,13 +139,11 @@ def constant_assignments(module: cst.Module) -> list[tuple[str, cst.SimpleStatem
 
 def discover_knobs(module: cst.Module) -> dict[str, Knob]:
     """Every tunable constant of the module, in source order."""
-    wrapper = cst.metadata.MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(cst.metadata.PositionProvider)
     knobs: dict[str, Knob] = {}
-    for name, statement, node in constant_assignments(wrapper.module):
+    for name, statement, node in constant_assignments(module):
         _, value = literal_value(node)
         comment = statement.trailing_whitespace.comment
         spec = parse_spec(name, comment.value if comment else None, value)
         if spec is not None:
-            knobs[name] = Knob(name=name, value=value, spec=spec, line=positions[statement].start.line)
+            knobs[name] = Knob(name=name, value=value, spec=spec)
     return knobs
