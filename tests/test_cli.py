@@ -91,3 +91,40 @@ def test_status_of_missing_campaign_is_one_line(cli_cache: Path, tmp_path: Path)
 
 def test_missing_source_file_is_one_line(cli_cache: Path, tmp_path: Path) -> None:
     _user_error(arl("baseline", "--source", "nothere.py", cache=cli_cache, cwd=tmp_path), "nothere.py")
+
+
+def test_edits_json_lists_operators_with_masks(tmp_path: Path) -> None:
+    result = subprocess.run([ARL, "edits", "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {"operator", "kind", "args", "applicable"} <= set(rows[0])
+    kinds = {row["kind"] for row in rows}
+    assert kinds == {"hyperparameter", "structural"}
+    assert sum(row["kind"] == "structural" for row in rows) >= 10
+    lr = next(row for row in rows if row["operator"] == "scale:MATRIX_LR")
+    assert set(lr["applicable"]) <= set(lr["args"]) and lr["applicable"]
+    heads = next(row for row in rows if row["operator"] == "set:HEAD_DIM")
+    assert "32" not in heads["applicable"]  # the current value is masked
+
+
+def test_apply_prints_the_diff_and_writes_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "edited.py"
+    result = subprocess.run([ARL, "apply", "scale:MATRIX_LR", "x2", "--out", str(out)], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "-MATRIX_LR = 0.02" in result.stdout and "+MATRIX_LR = 0.04" in result.stdout
+    assert "MATRIX_LR = 0.04  # search:" in out.read_text()
+    again = subprocess.run([ARL, "edits", "--source", str(out), "--json"], capture_output=True, text=True, timeout=60)
+    lr = next(row for row in json.loads(again.stdout) if row["operator"] == "scale:MATRIX_LR")
+    assert lr["current"] == 0.04
+
+
+def test_apply_of_a_masked_action_is_one_line(tmp_path: Path) -> None:
+    _user_error(subprocess.run([ARL, "apply", "set:HEAD_DIM", "32"], capture_output=True, text=True, cwd=tmp_path,
+                               timeout=60), "not applicable")
+
+
+def test_edits_on_a_broken_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("def f(:\n")
+    _user_error(subprocess.run([ARL, "edits", "--source", "bad.py"], capture_output=True, text=True, cwd=tmp_path,
+                               timeout=60), "does not compile")

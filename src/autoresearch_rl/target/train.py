@@ -4,10 +4,10 @@ Run it by hand with `python train.py` after `arl prepare` (it reads the preset f
 cpu-tiny), or through `arl baseline`. It never computes val_bpb: it trains, then hands the model to
 the frozen evaluator through `ctx.finish`, which also prints the summary block after a `---` line.
 
-Model: RMSNorm (no params), RoPE, QK-norm, causal scaled_dot_product_attention, ReLU^2 MLP, untied
-head with a logit softcap, zero-initialised output projections. Optimisers: Muon for the block
-matrices, AdamW for embeddings, head and scalars. LR schedule: warmup / constant / warmdown over
-the fraction of the time budget spent.
+As shipped (structural edits change it): RMSNorm (no params), RoPE, QK-norm, causal
+scaled_dot_product_attention, ReLU^2 MLP, untied head with a logit softcap, zero-initialised output
+projections. Optimisers: Muon for the block matrices, AdamW for embeddings, head and scalars. LR
+schedule: warmup / constant / linear warmdown over the fraction of the time budget spent.
 """
 
 from __future__ import annotations
@@ -161,13 +161,15 @@ class GPT(nn.Module):
     def flops_per_token(self) -> float:
         """Training FLOPs per token: 6 per matmul weight plus attention scores (nanochat's estimate)."""
         c = self.config
-        matmul_params = sum(p.numel() for p in self.parameters()) - self.embed.weight.numel()
+        matmul_params = sum(p.numel() for p in self.blocks.parameters()) + self.head.weight.numel()
         return 6 * matmul_params + 12 * c.depth * c.model_dim * c.seq_len
 
 
-def make_config(vocab_size: int, seq_len: int) -> GPTConfig:
-    """The model this file's constants describe."""
-    return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, depth=DEPTH, model_dim=model_dim(DEPTH, ASPECT_RATIO, HEAD_DIM),
+def make_config(vocab_size: int, seq_len: int, tiny: bool = False) -> GPTConfig:
+    """The model this file's constants describe; `tiny` keeps the architecture at 2 layers x 2 heads (smoke checks)."""
+    depth = min(DEPTH, 2) if tiny else DEPTH
+    width = min(model_dim(DEPTH, ASPECT_RATIO, HEAD_DIM), 2 * HEAD_DIM) if tiny else model_dim(DEPTH, ASPECT_RATIO, HEAD_DIM)
+    return GPTConfig(vocab_size=vocab_size, seq_len=seq_len, depth=depth, model_dim=width,
                      head_dim=HEAD_DIM, mlp_ratio=MLP_RATIO, rope_base=ROPE_BASE, logit_softcap=LOGIT_SOFTCAP,
                      init_scale=INIT_SCALE)
 
@@ -211,7 +213,7 @@ class Muon(torch.optim.Optimizer):
 
 
 def build_optimizers(model: GPT) -> list[torch.optim.Optimizer]:
-    """Muon for block matrices; AdamW (LRs scaled by width, as in nanochat) for embeddings and head."""
+    """Block matrices get their own optimiser; embeddings and head get AdamW (LRs scaled by width, as nanochat)."""
     width_scale = (model.config.model_dim / 768) ** -0.5
     matrices = [p for p in model.blocks.parameters() if p.ndim == 2]
     adam = torch.optim.AdamW(
@@ -221,26 +223,26 @@ def build_optimizers(model: GPT) -> list[torch.optim.Optimizer]:
         ],
         betas=(ADAM_BETA1, ADAM_BETA2), eps=1e-10, weight_decay=WEIGHT_DECAY,
     )
-    muon = Muon(matrices, lr=MATRIX_LR, momentum=MUON_MOMENTUM, weight_decay=WEIGHT_DECAY)
-    for opt in (adam, muon):
+    matrix_opt = Muon(matrices, lr=MATRIX_LR, momentum=MUON_MOMENTUM, weight_decay=WEIGHT_DECAY)
+    for opt in (adam, matrix_opt):
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
-    return [adam, muon]
+    return [adam, matrix_opt]
 
 
 def lr_multiplier(progress: float) -> float:
-    """Warmup, constant, then linear warmdown to FINAL_LR_FRAC, over the budget fraction spent."""
+    """Warmup, constant, then warmdown to FINAL_LR_FRAC, over the budget fraction spent."""
     if progress < WARMUP_FRAC:
         return (progress + 1e-3) / WARMUP_FRAC
     if progress <= 1.0 - WARMDOWN_FRAC:
         return 1.0
-    decay = (1.0 - progress) / WARMDOWN_FRAC
+    decay = (1.0 - progress) / WARMDOWN_FRAC  # linear: 1 where the warmdown starts, 0 at the end
     return decay + (1.0 - decay) * FINAL_LR_FRAC
 
 
 def main() -> None:
     ctx = runtime.setup()
-    config = make_config(ctx.vocab_size, ctx.seq_len)
+    config = make_config(ctx.vocab_size, ctx.seq_len, tiny=ctx.smoke)
     model = GPT(config).to(ctx.device)
     optimizers = build_optimizers(model)
     use_compile = COMPILE == "auto" and ctx.device.type == "cuda"

@@ -1,0 +1,846 @@
+"""Structural edits of train.py: architecture, optimiser and schedule, rewritten with libcst.
+
+An operator recognises which variant a piece of code is by comparing syntax trees with canonical
+snippets (comments, layout and docstrings ignored), then splices in another variant's canonical code.
+A feature that is one statement of a shared method (QK-norm, weight tying) is inserted or removed
+beside an anchor statement, so operators that touch the same method compose. Where the anchors are
+missing (a user's own train.py) or the code has a shape no variant matches, the action is masked.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import textwrap
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
+
+import libcst as cst
+
+from autoresearch_rl.target.edits import EditError, Operator
+
+Scope = cst.Module | cst.ClassDef | cst.FunctionDef
+Build = Callable[[cst.BaseStatement], Sequence[cst.BaseStatement]]
+N = TypeVar("N")
+
+ATTENTION = ("CausalSelfAttention", "forward")
+BLOCK = ("Block", "forward")
+GPT_INIT = ("GPT", "__init__")
+GPT_FORWARD = ("GPT", "forward")
+GPT_RESET = ("GPT", "reset_parameters")
+OPTIMIZERS = ("build_optimizers",)
+
+
+# ---- reading code ------------------------------------------------------------------------------
+
+
+def code_of(node: cst.CSTNode) -> str:
+    if isinstance(node, cst.BaseStatement):
+        return cst.Module(body=[node]).code
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def _flat(node: cst.CSTNode) -> str:
+    """The node's code without any whitespace: for names and call targets."""
+    return "".join(code_of(node).split())
+
+
+@functools.lru_cache(maxsize=8192)
+def _shape(code: str) -> str:
+    """The code's syntax tree as text: equal for code that differs only in comments, layout and docstrings."""
+    tree = ast.parse(textwrap.dedent(code))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+@functools.lru_cache(maxsize=4096)
+def _node_shape(node: cst.CSTNode) -> str:
+    """_shape of a node; nodes are immutable and hash by identity, so masks over one module reuse it."""
+    return _shape(code_of(node))
+
+
+@functools.lru_cache(maxsize=1024)
+def _kind(snippet: str) -> tuple[type, ...]:
+    """Node type of a snippet (and of its first small statement): a cheap filter before comparing trees."""
+    node = cst.parse_statement(textwrap.dedent(snippet))
+    return (type(node), type(node.body[0])) if isinstance(node, cst.SimpleStatementLine) else (type(node),)
+
+
+def _kind_of(node: cst.CSTNode) -> tuple[type, ...]:
+    if isinstance(node, cst.SimpleStatementLine):
+        return (type(node), type(node.body[0]) if node.body else type(None))
+    return (type(node),)
+
+
+def same(node: cst.CSTNode, snippet: str) -> bool:
+    """Same code as the snippet, up to comments, layout and docstrings."""
+    if isinstance(node, cst.BaseStatement) and _kind_of(node) != _kind(snippet):
+        return False
+    return _node_shape(node) == _shape(snippet)
+
+
+def scope(module: cst.Module, path: tuple[str, ...]) -> Scope | None:
+    """The module (path ()), a top-level class or function (("norm",)) or a method (("GPT", "forward"))."""
+    node: Scope = module
+    for name in path:
+        if isinstance(node, cst.Module):
+            body: Sequence[cst.CSTNode] = node.body
+        elif isinstance(node.body, cst.IndentedBlock):
+            body = node.body.body
+        else:
+            return None
+        found = [s for s in body if isinstance(s, (cst.ClassDef, cst.FunctionDef)) and s.name.value == name]
+        if not found:
+            return None
+        node = found[0]
+    return node
+
+
+def statements(node: Scope) -> Iterator[cst.BaseStatement]:
+    """A module's top-level statements, or every statement nested in a function (loops included)."""
+    if isinstance(node, cst.Module):
+        yield from node.body
+        return
+    if not isinstance(node.body, cst.IndentedBlock):
+        return
+    for child in node.body.body:
+        yield child
+        if isinstance(child, (cst.For, cst.While, cst.If, cst.With, cst.Try)):
+            yield from statements(child)  # type: ignore[arg-type]
+
+
+def find(node: Scope | None, snippet: str) -> cst.BaseStatement | None:
+    if node is None:
+        return None
+    return next((s for s in statements(node) if same(s, snippet)), None)
+
+
+def find_where(node: Scope | None, predicate: Callable[[cst.BaseStatement], bool]) -> cst.BaseStatement | None:
+    if node is None:
+        return None
+    return next((s for s in statements(node) if predicate(s)), None)
+
+
+def assigns(target: str) -> Callable[[cst.BaseStatement], bool]:
+    """Predicate: a one-statement line assigning to `target` (written without spaces, e.g. "q,k,v")."""
+
+    def predicate(statement: cst.BaseStatement) -> bool:
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return False
+        small = statement.body[0]
+        if isinstance(small, cst.Assign):
+            return any(_flat(t.target) == target for t in small.targets)
+        return isinstance(small, cst.AnnAssign) and _flat(small.target) == target
+
+    return predicate
+
+
+def mentions(text: str) -> Callable[[cst.BaseStatement], bool]:
+    return lambda s: isinstance(s, cst.SimpleStatementLine) and text in _flat(s)
+
+
+def loops_over(iterable: str) -> Callable[[cst.BaseStatement], bool]:
+    return lambda s: isinstance(s, cst.For) and _flat(s.iter) == iterable
+
+
+def imports_math(module: cst.Module) -> bool:
+    return any(same(s, "import math") for s in module.body if isinstance(s, cst.SimpleStatementLine))
+
+
+# ---- writing code ------------------------------------------------------------------------------
+
+
+def need(node: N | None) -> N:
+    """An anchor that `current` has checked; None here means a bug, not a masked action."""
+    if node is None:
+        raise EditError("internal: an anchor checked by the precondition is missing")
+    return node
+
+
+def statement(snippet: str, like: cst.BaseStatement | None = None) -> cst.BaseStatement:
+    """Parse a canonical snippet; when it replaces `like`, keep that statement's blank lines above it."""
+    node = cst.parse_statement(textwrap.dedent(snippet))
+    if like is not None:
+        blanks = [line for line in like.leading_lines if line.comment is None]
+        node = node.with_changes(leading_lines=[*blanks, *node.leading_lines])
+    return node
+
+
+def definition(snippet: str) -> cst.BaseStatement:
+    """A top-level def or class, with the two blank lines above it that PEP 8 asks for."""
+    node = cst.parse_statement(textwrap.dedent(snippet))
+    return node.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+
+
+class _Splice(cst.CSTTransformer):
+    """Replace statements, found by identity, with what their builder returns; one pass, many edits."""
+
+    def __init__(self, edits: Sequence[tuple[cst.BaseStatement, Build]]) -> None:
+        super().__init__()
+        self.edits = edits
+        self.done = 0
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        # statements live only in the module, suites and compound statements: skip expressions
+        return isinstance(node, (cst.Module, cst.BaseSuite, cst.BaseCompoundStatement))
+
+    def _body(self, original: cst.Module | cst.IndentedBlock, updated: cst.Module | cst.IndentedBlock
+              ) -> cst.CSTNode:
+        body = list(updated.body)
+        for i in reversed(range(len(original.body))):
+            for anchor, build in self.edits:
+                if original.body[i] is anchor:
+                    body[i : i + 1] = build(body[i])
+                    self.done += 1
+        return updated if body == list(updated.body) else updated.with_changes(body=body)
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.CSTNode:
+        return self._body(original_node, updated_node)
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        return self._body(original_node, updated_node)  # type: ignore[return-value]
+
+
+def splice(module: cst.Module, *edits: tuple[cst.BaseStatement, Build]) -> cst.Module:
+    transformer = _Splice(edits)
+    edited = module.visit(transformer)
+    if transformer.done != len(edits):
+        raise EditError(f"internal: {len(edits) - transformer.done} anchor(s) not found while splicing")
+    return edited
+
+
+def replace(old: cst.BaseStatement, *new: str) -> tuple[cst.BaseStatement, Build]:
+    nodes = [statement(s, like=old if i == 0 else None) for i, s in enumerate(new)]
+    return old, lambda _: nodes
+
+
+def remove(old: cst.BaseStatement) -> tuple[cst.BaseStatement, Build]:
+    return old, lambda _: []
+
+
+def insert_after(anchor: cst.BaseStatement, *new: cst.BaseStatement) -> tuple[cst.BaseStatement, Build]:
+    return anchor, lambda updated: [updated, *new]
+
+
+def insert_before(anchor: cst.BaseStatement, *new: cst.BaseStatement) -> tuple[cst.BaseStatement, Build]:
+    return anchor, lambda updated: [*new, updated]
+
+
+def edit_function(module: cst.Module, path: tuple[str, ...],
+                  change: Callable[[cst.FunctionDef], cst.FunctionDef]) -> cst.Module:
+    node = need(scope(module, path))
+    assert isinstance(node, cst.FunctionDef), path
+    return splice(module, (node, lambda _: [change(node)]))
+
+
+# ---- operators ---------------------------------------------------------------------------------
+
+
+class StructuralOperator:
+    """Shared shape: detect the current variant, mask the others by precondition, rewrite, describe."""
+
+    name = ""
+    kind = "structural"
+    args: tuple[str, ...] = ()
+    subject = ""
+    labels: Mapping[str, str] = {}
+
+    def current(self, module: cst.Module) -> str | None:
+        """The variant this code is, or None when the operator does not recognise it (masked)."""
+        raise NotImplementedError
+
+    def rewrite(self, module: cst.Module, current: str, arg: str) -> cst.Module:
+        raise NotImplementedError
+
+    def allowed(self, module: cst.Module, arg: str) -> bool:
+        """Extra precondition of the target variant (e.g. a helper it needs is defined)."""
+        return True
+
+    def note(self, arg: str) -> str:
+        return ""
+
+    def applicable(self, module: cst.Module, arg: str) -> bool:
+        if arg not in self.args:
+            return False
+        current = self.current(module)
+        return current is not None and current != arg and self.allowed(module, arg)
+
+    def apply(self, module: cst.Module, arg: str) -> tuple[cst.Module, str]:
+        current = self.current(module)
+        if arg not in self.args or current is None or current == arg or not self.allowed(module, arg):
+            raise EditError(f"{self.name} {arg} is not applicable to this train.py")
+        edited = self.rewrite(module, current, arg)
+        note = f" ({self.note(arg)})" if self.note(arg) else ""
+        return edited, f"{self.subject} {self.labels[current]} -> {self.labels[arg]}{note}"
+
+
+class SwapOperator(StructuralOperator):
+    """Variants that are the same statements written differently: find which, replace them one for one.
+
+    `forms` fill `$name` slots in the snippets, for code another operator rewrites in place (the
+    rotary arguments of the block's attention call, present or not); the replacement keeps the form.
+    """
+
+    where: tuple[str, ...] = ()  # scope path of the statements
+    variants: Mapping[str, tuple[str, ...]] = {}
+    forms: tuple[Mapping[str, str], ...] = ({},)
+
+    @staticmethod
+    def _fill(snippet: str, form: Mapping[str, str]) -> str:
+        for key, value in form.items():
+            snippet = snippet.replace(f"${key}", value)
+        return snippet
+
+    def locate(self, module: cst.Module) -> tuple[str, Mapping[str, str], list[cst.BaseStatement]] | None:
+        node = scope(module, self.where)
+        if node is None:
+            return None
+        candidates = list(statements(node))
+        for form in self.forms:
+            for arg in self.args:
+                found = [next((s for s in candidates if same(s, self._fill(snippet, form))), None)
+                         for snippet in self.variants[arg]]
+                if all(f is not None for f in found):
+                    return arg, form, [need(f) for f in found]
+        return None
+
+    def current(self, module: cst.Module) -> str | None:
+        located = self.locate(module)
+        return located[0] if located else None
+
+    def rewrite(self, module: cst.Module, current: str, arg: str) -> cst.Module:
+        _, form, found = need(self.locate(module))
+        return splice(module, *(replace(old, self._fill(new, form)) for old, new in zip(found, self.variants[arg])))
+
+
+# ---- 1. MLP activation -------------------------------------------------------------------------
+
+_MLP_INIT = """\
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.model_dim, config.mlp_ratio * config.model_dim, bias=False)
+        self.proj = nn.Linear(config.mlp_ratio * config.model_dim, config.model_dim, bias=False)
+"""
+_MLP = """\
+class MLP(nn.Module):
+{init}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return {body}
+"""
+MLP_VARIANTS = {
+    "relu2": _MLP.format(init=_MLP_INIT, body="self.proj(F.relu(self.fc(x)).square())  # ReLU^2"),
+    "gelu": _MLP.format(init=_MLP_INIT, body="self.proj(F.gelu(self.fc(x)))  # GELU"),
+    "silu": _MLP.format(init=_MLP_INIT, body="self.proj(F.silu(self.fc(x)))  # SiLU"),
+    "swiglu": '''\
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        # SwiGLU has three matrices, so 2/3 of the hidden width keeps the parameter count of two
+        hidden = max(8, round(2 * config.mlp_ratio * config.model_dim / 3 / 8) * 8)
+        self.fc = nn.Linear(config.model_dim, 2 * hidden, bias=False)  # gate and value projections, fused
+        self.proj = nn.Linear(hidden, config.model_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.fc(x).chunk(2, dim=-1)  # 2 x (B, T, hidden)
+        return self.proj(F.silu(gate) * value)  # SwiGLU
+''',
+}
+
+
+class ActivationOperator(SwapOperator):
+    name = "activation"
+    args = ("relu2", "gelu", "silu", "swiglu")
+    subject = "MLP activation"
+    labels = {"relu2": "ReLU²", "gelu": "GELU", "silu": "SiLU", "swiglu": "SwiGLU"}
+    variants = {arg: (code,) for arg, code in MLP_VARIANTS.items()}
+
+    def note(self, arg: str) -> str:
+        return "gated, hidden resized to 2/3 to keep parameters" if arg == "swiglu" else ""
+
+
+# ---- 2. normalisation --------------------------------------------------------------------------
+
+NORM_VARIANTS = {
+    "rmsnorm": '''\
+def norm(x: torch.Tensor) -> torch.Tensor:
+    """RMSNorm without learnable parameters."""
+    return F.rms_norm(x, (x.size(-1),))
+''',
+    "layernorm": '''\
+def norm(x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm without learnable parameters: subtract the mean, then divide by the standard deviation."""
+    return F.layer_norm(x, (x.size(-1),))
+''',
+}
+
+
+class NormOperator(SwapOperator):
+    name = "norm"
+    args = ("rmsnorm", "layernorm")
+    subject = "normalisation"
+    labels = {"rmsnorm": "RMSNorm", "layernorm": "LayerNorm"}
+    variants = {arg: (code,) for arg, code in NORM_VARIANTS.items()}
+
+
+# ---- 3. QK-norm --------------------------------------------------------------------------------
+
+QK_NORM = "q, k = norm(q), norm(k)  # QK-norm keeps attention logits bounded"
+
+
+class QkNormOperator(StructuralOperator):
+    """Normalise queries and keys per head before the dot product; one statement after the q, k, v split."""
+
+    name = "qk_norm"
+    args = ("on", "off")
+    subject = "QK-norm"
+    labels = {"on": "on", "off": "off"}
+
+    def current(self, module: cst.Module) -> str | None:
+        attention = scope(module, ATTENTION)
+        if find_where(attention, assigns("q,k,v")) is None:
+            return None
+        return "on" if find(attention, QK_NORM) else "off"
+
+    def rewrite(self, module: cst.Module, current: str, arg: str) -> cst.Module:
+        attention = scope(module, ATTENTION)
+        if arg == "on":
+            return splice(module, insert_after(need(find_where(attention, assigns("q,k,v"))), statement(QK_NORM)))
+        return splice(module, remove(need(find(attention, QK_NORM))))
+
+
+# ---- 4. position encoding ----------------------------------------------------------------------
+
+ROTARY_FUNCTIONS = (
+    '''\
+def rotary_tables(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of shape (1, 1, T, head_dim / 2) for rotary position embeddings."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    return angles.cos()[None, None], angles.sin()[None, None]
+''',
+    '''\
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs of channels of x (B, H, T, D) by position-dependent angles."""
+    d = x.size(-1) // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1).type_as(x)
+''',
+)
+ROTARY_TABLES = (
+    "cos, sin = rotary_tables(config.seq_len, config.head_dim, config.rope_base)",
+    'self.register_buffer("cos", cos, persistent=False)',
+    'self.register_buffer("sin", sin, persistent=False)',
+)
+ROTARY_SLICE = "cos, sin = self.cos[:, :, :T], self.sin[:, :, :T]"
+ROTARY_EMBED = "x = norm(self.embed(idx))  # (B, T, C)"
+ROTARY_APPLY = "q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)"
+LEARNED_TABLE = "self.pos_embed = nn.Embedding(config.seq_len, config.model_dim)  # learned absolute positions (GPT-2)"
+LEARNED_EMBED = "x = norm(self.embed(idx) + self.pos_embed.weight[:T])  # (B, T, C); positions broadcast over the batch"
+LEARNED_INIT = "nn.init.normal_(self.pos_embed.weight, std=0.1)  # a tenth of the token embeddings' scale"
+LEARNED_GROUP = "dict(params=[model.pos_embed.weight], lr=EMBEDDING_LR * width_scale)"
+EMBED_GROUP = "dict(params=[model.embed.weight], lr=EMBEDDING_LR * width_scale)"
+ROTARY_NAMES = ("cos", "sin")
+ROTARY_CALLS = ((BLOCK, "self.attn"), (GPT_FORWARD, "block"))
+
+
+def param_names(node: Scope | None) -> list[str] | None:
+    if not isinstance(node, cst.FunctionDef):
+        return None
+    return [p.name.value for p in node.params.params]
+
+
+def calls_to(node: Scope | None, callee: str) -> list[cst.Call]:
+    found: list[cst.Call] = []
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            if _flat(call.func) == callee:
+                found.append(call)
+
+    if node is not None:
+        node.visit(Visitor())
+    return found
+
+
+def _trailing_names(call: cst.Call) -> list[str]:
+    return [_flat(a.value) for a in call.args[-2:]]
+
+
+def _separator() -> cst.Comma:
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def _drop_rotary(fn: cst.FunctionDef, callee: str | None) -> cst.FunctionDef:
+    """Remove the cos/sin parameters (callee None) or the cos/sin arguments of calls to `callee`."""
+    if callee is None:
+        params = [p for p in fn.params.params if p.name.value not in ROTARY_NAMES]
+        if params:
+            params[-1] = params[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return fn.with_changes(params=fn.params.with_changes(params=params))
+
+    class Drop(cst.CSTTransformer):
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+            if _flat(updated.func) != callee:
+                return updated
+            args = [a for a in updated.args if _flat(a.value) not in ROTARY_NAMES]
+            if args:
+                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            return updated.with_changes(args=args)
+
+    return fn.visit(Drop())  # type: ignore[return-value]
+
+
+def _add_rotary(fn: cst.FunctionDef, callee: str | None) -> cst.FunctionDef:
+    """Append cos/sin parameters (callee None) or cos/sin arguments to calls to `callee`."""
+    if callee is None:
+        signature = cst.parse_statement("def f(x, cos: torch.Tensor, sin: torch.Tensor): ...")
+        extra = cst.ensure_type(signature, cst.FunctionDef)
+        params = list(fn.params.params)
+        if params:
+            params[-1] = params[-1].with_changes(comma=_separator())
+        return fn.with_changes(params=fn.params.with_changes(params=[*params, *extra.params.params[1:]]))
+
+    class Add(cst.CSTTransformer):
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+            if _flat(updated.func) != callee:
+                return updated
+            extra = cst.ensure_type(cst.parse_expression("f(x, cos, sin)"), cst.Call).args[1:]
+            args = list(updated.args)
+            if args:
+                args[-1] = args[-1].with_changes(comma=_separator())
+            return updated.with_changes(args=[*args, *extra])
+
+    return fn.visit(Add())  # type: ignore[return-value]
+
+
+def adam_statement(module: cst.Module) -> tuple[cst.BaseStatement, cst.List] | None:
+    """The statement building AdamW in build_optimizers, and its list of parameter groups."""
+    fn = scope(module, OPTIMIZERS)
+    for stmt in statements(fn) if fn is not None else ():
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for call in calls_to(stmt, "torch.optim.AdamW"):
+                if call.args and isinstance(call.args[0].value, cst.List):
+                    return stmt, call.args[0].value
+    return None
+
+
+def adam_groups(module: cst.Module) -> cst.List | None:
+    found = adam_statement(module)
+    return found[1] if found else None
+
+
+def group_index(groups: cst.List | None, snippet: str) -> int | None:
+    if groups is None:
+        return None
+    return next((i for i, e in enumerate(groups.elements) if same(e.value, snippet)), None)
+
+
+def with_groups(module: cst.Module, change: Callable[[list[cst.Element]], list[cst.Element]]) -> cst.Module:
+    found = adam_statement(module)
+    assert found is not None
+    stmt, groups = found
+    new = groups.with_changes(elements=change(list(groups.elements)))
+    return splice(module, (stmt, lambda _: [stmt.deep_replace(groups, new)]))  # type: ignore[list-item]
+
+
+def with_group(module: cst.Module, snippet: str, at: int) -> cst.Module:
+    """Insert a group into the AdamW list at index `at`, laid out like the others."""
+    groups = adam_groups(module)
+    assert groups is not None
+    elements = list(groups.elements)
+    opening = groups.lbracket.whitespace_after
+    comma = cst.Comma(whitespace_after=opening) if isinstance(opening, cst.ParenthesizedWhitespace) else _separator()
+    new = cst.Element(cst.parse_expression(snippet), comma=comma)
+    if at >= len(elements) and elements:  # appending: the old last element's comma closes the list
+        new, elements[-1] = new.with_changes(comma=elements[-1].comma), elements[-1].with_changes(comma=comma)
+    elements.insert(at, new)
+    return with_groups(module, lambda _: elements)
+
+
+def without_group(module: cst.Module, snippet: str) -> cst.Module:
+    groups = adam_groups(module)
+    at = group_index(groups, snippet)
+    assert groups is not None and at is not None
+    elements = list(groups.elements)
+    removed = elements.pop(at)
+    if at == len(elements) and elements:  # removed the last: its comma closed the list
+        elements[-1] = elements[-1].with_changes(comma=removed.comma)
+    return with_groups(module, lambda _: elements)
+
+
+class PositionOperator(StructuralOperator):
+    """RoPE (rotary tables threaded through the blocks) or GPT-2's learned absolute position embeddings."""
+
+    name = "position"
+    args = ("rope", "learned")
+    subject = "position encoding"
+    labels = {"rope": "RoPE", "learned": "learned absolute embeddings"}
+
+    def note(self, arg: str) -> str:
+        return "ROPE_BASE unused" if arg == "learned" else ""
+
+    def current(self, module: cst.Module) -> str | None:
+        init, forward, attention, reset = (scope(module, p) for p in (GPT_INIT, GPT_FORWARD, ATTENTION, GPT_RESET))
+        signatures = [param_names(scope(module, p)) for p in (ATTENTION, BLOCK)]
+        calls = [calls_to(scope(module, path), callee) for path, callee in ROTARY_CALLS]
+        if any(s is None for s in signatures) or not all(calls) or find_where(reset, loops_over("self.blocks")) is None:
+            return None
+        if find_where(attention, assigns("q,k,v")) is None or adam_groups(module) is None:
+            return None
+        rope = (all(scope(module, (name,)) is not None for name in ("rotary_tables", "apply_rotary"))
+                and all(find(init, s) for s in ROTARY_TABLES) and find(forward, ROTARY_SLICE) is not None
+                and find(forward, ROTARY_EMBED) is not None and find(attention, ROTARY_APPLY) is not None
+                and all(s is not None and s[-2:] == list(ROTARY_NAMES) for s in signatures)
+                and all(_trailing_names(c) == list(ROTARY_NAMES) for found in calls for c in found))
+        if rope and find(init, LEARNED_TABLE) is None:
+            return "rope"
+        learned = (find(init, LEARNED_TABLE) is not None and find(forward, LEARNED_EMBED) is not None
+                   and find(reset, LEARNED_INIT) is not None
+                   and group_index(adam_groups(module), LEARNED_GROUP) is not None
+                   and all(s is not None and not set(ROTARY_NAMES) & set(s) for s in signatures)
+                   and not any(set(ROTARY_NAMES) & {_flat(a.value) for a in c.args} for found in calls for c in found)
+                   and scope(module, ("CausalSelfAttention",)) is not None)
+        return "learned" if learned and find(attention, ROTARY_APPLY) is None else None
+
+    def rewrite(self, module: cst.Module, current: str, arg: str) -> cst.Module:
+        init, forward, attention, reset = (scope(module, p) for p in (GPT_INIT, GPT_FORWARD, ATTENTION, GPT_RESET))
+        if arg == "learned":
+            tables = [need(find(init, s)) for s in ROTARY_TABLES]
+            module = splice(
+                module,
+                *(remove(need(scope(module, (name,)))) for name in ("rotary_tables", "apply_rotary")),
+                replace(tables[0], LEARNED_TABLE), remove(tables[1]), remove(tables[2]),
+                remove(need(find(forward, ROTARY_SLICE))), replace(need(find(forward, ROTARY_EMBED)), LEARNED_EMBED),
+                remove(need(find(attention, ROTARY_APPLY))),
+                insert_before(need(find_where(reset, loops_over("self.blocks"))), statement(LEARNED_INIT)),
+            )
+            for path, callee in ((ATTENTION, None), (BLOCK, None), *ROTARY_CALLS):
+                module = edit_function(module, path, functools.partial(_drop_rotary, callee=callee))
+            after_embed = group_index(adam_groups(module), EMBED_GROUP)
+            return with_group(module, LEARNED_GROUP, 0 if after_embed is None else after_embed + 1)
+        # back to RoPE: the helpers go after norm() (or before the attention), QK-norm stays first
+        helpers = [definition(code) for code in ROTARY_FUNCTIONS]
+        norm_fn = scope(module, ("norm",))
+        place = insert_after(norm_fn, *helpers) if norm_fn is not None else \
+            insert_before(need(scope(module, ("CausalSelfAttention",))), *helpers)
+        module = splice(
+            module, place,
+            replace(need(find(init, LEARNED_TABLE)), *ROTARY_TABLES),
+            replace(need(find(forward, LEARNED_EMBED)), ROTARY_SLICE, ROTARY_EMBED),
+            insert_after(need(find(attention, QK_NORM) or find_where(attention, assigns("q,k,v"))),
+                         statement(ROTARY_APPLY)),
+            remove(need(find(reset, LEARNED_INIT))),
+        )
+        for path, callee in ((ATTENTION, None), (BLOCK, None), *ROTARY_CALLS):
+            module = edit_function(module, path, functools.partial(_add_rotary, callee=callee))
+        return without_group(module, LEARNED_GROUP)
+
+
+# ---- 5. weight tying ---------------------------------------------------------------------------
+
+TIE = "self.head.weight = self.embed.weight  # tied: one matrix embeds the tokens and scores them"
+EMBED_INIT = "nn.init.normal_(self.embed.weight, std=1.0)"
+
+
+class TieEmbeddingsOperator(StructuralOperator):
+    """The head reuses the embedding matrix: it takes the head's small init and LR group, nothing dangles."""
+
+    name = "tie_embeddings"
+    args = ("on", "off")
+    subject = "embedding and head"
+    labels = {"on": "tied", "off": "untied"}
+
+    def note(self, arg: str) -> str:
+        return "one matrix with the head's init and LR; EMBEDDING_LR unused" if arg == "on" else ""
+
+    def current(self, module: cst.Module) -> str | None:
+        init, reset = scope(module, GPT_INIT), scope(module, GPT_RESET)
+        groups = adam_groups(module)
+        if find_where(init, assigns("self.head")) is None or find_where(reset, mentions("(self.head.weight")) is None:
+            return None
+        tie, embed_init, embed_group = find(init, TIE), find(reset, EMBED_INIT), group_index(groups, EMBED_GROUP)
+        if tie is not None and embed_init is None and embed_group is None and groups is not None:
+            return "on"
+        if tie is None and embed_init is not None and embed_group is not None:
+            return "off"
+        return None
+
+    def rewrite(self, module: cst.Module, current: str, arg: str) -> cst.Module:
+        init, reset = scope(module, GPT_INIT), scope(module, GPT_RESET)
+        if arg == "on":
+            head, embed_init = need(find_where(init, assigns("self.head"))), need(find(reset, EMBED_INIT))
+            module = splice(module, insert_after(head, statement(TIE)), remove(embed_init))
+            return without_group(module, EMBED_GROUP)
+        tie, head_init = need(find(init, TIE)), need(find_where(reset, mentions("(self.head.weight")))
+        module = splice(module, remove(tie), insert_before(head_init, statement(EMBED_INIT)))
+        return with_group(module, EMBED_GROUP, 0)
+
+
+# ---- 6. logit softcap --------------------------------------------------------------------------
+
+
+class SoftcapOperator(SwapOperator):
+    name = "softcap"
+    args = ("on", "off")
+    subject = "logit softcap"
+    labels = {"on": "on", "off": "off"}
+    where = GPT_FORWARD
+    variants = {
+        "on": ("return self.config.logit_softcap * torch.tanh(logits / self.config.logit_softcap)",),
+        "off": ("return logits  # raw logits, no softcap",),
+    }
+
+    def note(self, arg: str) -> str:
+        return "LOGIT_SOFTCAP unused" if arg == "off" else ""
+
+
+# ---- 7. optimiser of the block matrices --------------------------------------------------------
+
+
+class MatrixOptimizerOperator(SwapOperator):
+    name = "matrix_optimizer"
+    args = ("muon", "adamw")
+    subject = "block-matrix optimiser"
+    labels = {"muon": "Muon", "adamw": "AdamW"}
+    where = OPTIMIZERS
+    variants = {
+        "muon": ("matrix_opt = Muon(matrices, lr=MATRIX_LR, momentum=MUON_MOMENTUM, weight_decay=WEIGHT_DECAY)",),
+        "adamw": ("""\
+            # AdamW at MATRIX_LR / 10: its steps are ~lr per entry, Muon's orthogonalised ones ~lr / sqrt(width)
+            matrix_opt = torch.optim.AdamW(matrices, lr=0.1 * MATRIX_LR, betas=(ADAM_BETA1, ADAM_BETA2),
+                                           weight_decay=WEIGHT_DECAY)
+            """,),
+    }
+
+    def allowed(self, module: cst.Module, arg: str) -> bool:
+        return arg != "muon" or scope(module, ("Muon",)) is not None
+
+    def note(self, arg: str) -> str:
+        return "LR 0.1 x MATRIX_LR; MUON_MOMENTUM unused" if arg == "adamw" else ""
+
+
+# ---- 8. shape of the warmdown ------------------------------------------------------------------
+
+
+class LrScheduleOperator(SwapOperator):
+    name = "lr_schedule"
+    args = ("linear", "cosine")
+    subject = "LR warmdown"
+    labels = {"linear": "linear", "cosine": "cosine"}
+    where = ("lr_multiplier",)
+    variants = {
+        "linear": ("decay = (1.0 - progress) / WARMDOWN_FRAC  # linear: 1 where the warmdown starts, 0 at the end",),
+        "cosine": ("decay = 0.5 * (1.0 - math.cos(math.pi * (1.0 - progress) / WARMDOWN_FRAC))  # cosine: 1 -> 0",),
+    }
+
+    def allowed(self, module: cst.Module, arg: str) -> bool:
+        return arg != "cosine" or imports_math(module)
+
+
+# ---- 9. block layout ---------------------------------------------------------------------------
+
+
+class BlockLayoutOperator(SwapOperator):
+    name = "block_layout"
+    args = ("sequential", "parallel")
+    subject = "block layout"
+    labels = {"sequential": "sequential", "parallel": "parallel attention + MLP"}
+    where = BLOCK
+    variants = {
+        "sequential": ("x = x + self.attn(norm(x)$rope)", "return x + self.mlp(norm(x))"),
+        "parallel": ("h = norm(x)  # parallel (GPT-J, PaLM): attention and MLP read the same input",
+                     "return x + self.attn(h$rope) + self.mlp(h)"),
+    }
+    forms = ({"rope": ", cos, sin"}, {"rope": ""})
+
+
+# ---- 10. zero-initialised output projections ---------------------------------------------------
+
+
+class ZeroInitOperator(SwapOperator):
+    name = "zero_init"
+    args = ("on", "off")
+    subject = "output projections"
+    labels = {"on": "zero init", "off": "normal init"}
+    where = GPT_RESET
+    variants = {
+        "on": ("nn.init.zeros_(block.attn.proj.weight)  # every block starts as the identity",
+               "nn.init.zeros_(block.mlp.proj.weight)"),
+        "off": ("nn.init.normal_(block.attn.proj.weight, std=std)  # random like the input projections",
+                "nn.init.normal_(block.mlp.proj.weight, std=std)"),
+    }
+
+
+# ---- 11. sliding-window attention --------------------------------------------------------------
+
+CAUSAL_ATTENTION = "y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)"
+MASKED_ATTENTION = "y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask[:T, :T])  # (B, H, T, D)"
+MASK_FUNCTION = '''\
+def local_causal_mask(seq_len: int, window: int) -> torch.Tensor:
+    """(T, T) boolean mask, True where query t may attend to key s: t - window < s <= t (causal, local)."""
+    offset = torch.arange(seq_len)[:, None] - torch.arange(seq_len)[None, :]  # query minus key position
+    return (offset >= 0) & (offset < window)
+'''
+_MASK_LOOP = """\
+for i, block in enumerate(self.blocks):  # sliding window in all but the last layer, which sees everything
+    window = config.seq_len if i == len(self.blocks) - 1 else max(1, config.seq_len // {divisor})
+    block.attn.register_buffer("mask", local_causal_mask(config.seq_len, window), persistent=False)
+"""
+MASK_LOOPS = {"half": _MASK_LOOP.format(divisor=2), "quarter": _MASK_LOOP.format(divisor=4)}
+
+
+class SlidingWindowOperator(StructuralOperator):
+    """Local causal attention (window T/2 or T/4) in all layers but the last, as a mask buffer per layer."""
+
+    name = "sliding_window"
+    args = ("off", "half", "quarter")
+    subject = "attention window"
+    labels = {"off": "full causal", "half": "sliding T/2", "quarter": "sliding T/4"}
+
+    def note(self, arg: str) -> str:
+        return "all layers but the last" if arg != "off" else ""
+
+    def _loop(self, module: cst.Module) -> tuple[str, cst.BaseStatement] | None:
+        init = scope(module, GPT_INIT)
+        for arg, code in MASK_LOOPS.items():
+            found = find(init, code)
+            if found is not None:
+                return arg, found
+        return None
+
+    def current(self, module: cst.Module) -> str | None:
+        init, attention = scope(module, GPT_INIT), scope(module, ATTENTION)
+        loop, helper = self._loop(module), scope(module, ("local_causal_mask",))
+        if find_where(init, assigns("self.blocks")) is None or scope(module, ("CausalSelfAttention",)) is None:
+            return None
+        if find(attention, CAUSAL_ATTENTION) is not None and loop is None and helper is None:
+            return "off"
+        if find(attention, MASKED_ATTENTION) is not None and loop is not None and helper is not None:
+            return loop[0]
+        return None
+
+    def rewrite(self, module: cst.Module, current: str, arg: str) -> cst.Module:
+        attention = scope(module, ATTENTION)
+        if current != "off" and arg != "off":  # another window size: only the loop changes
+            return splice(module, replace(need(self._loop(module))[1], MASK_LOOPS[arg]))
+        if arg == "off":
+            return splice(module, remove(need(scope(module, ("local_causal_mask",)))),
+                          remove(need(self._loop(module))[1]),
+                          replace(need(find(attention, MASKED_ATTENTION)), CAUSAL_ATTENTION))
+        return splice(module,
+                      insert_before(need(scope(module, ("CausalSelfAttention",))), definition(MASK_FUNCTION)),
+                      insert_after(need(find_where(scope(module, GPT_INIT), assigns("self.blocks"))),
+                                   statement(MASK_LOOPS[arg])),
+                      replace(need(find(attention, CAUSAL_ATTENTION)), MASKED_ATTENTION))
+
+
+def structural_operators() -> list[Operator]:
+    """Every structural operator, in a stable order (the action space's layout depends on it)."""
+    return [ActivationOperator(), NormOperator(), QkNormOperator(), PositionOperator(), TieEmbeddingsOperator(),
+            SoftcapOperator(), MatrixOptimizerOperator(), LrScheduleOperator(), BlockLayoutOperator(),
+            ZeroInitOperator(), SlidingWindowOperator()]
