@@ -49,7 +49,7 @@ def _child_env(preset: Preset, cache_dir: Path, seed: int, checkpoint_dir: Path,
     return env
 
 
-def _compile_error(source: str) -> str:
+def compile_error(source: str) -> str:
     try:
         compile(source, "train.py", "exec")
     except SyntaxError as exc:
@@ -102,7 +102,7 @@ def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path
     log_path = workspace / "train.log"
     base = dict(seed=seed, log_path=str(log_path), workspace=str(workspace))
 
-    error = _compile_error(source)
+    error = compile_error(source)
     if error:
         return ExperimentRecord(status=Status.INVALID, error=error, timings=Timings(total=time.perf_counter() - started), **base)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from autoresearch_rl.env.presets import DEFAULT_PRESET
 from autoresearch_rl.runner.logparse import parse_log
 from autoresearch_rl.runner.process import run_with_deadline
-from autoresearch_rl.runner.runner import PACKAGE_ROOT
+from autoresearch_rl.runner.runner import PACKAGE_ROOT, compile_error
 
 SMOKE_TIMEOUT_S = 60.0
 
@@ -33,16 +33,6 @@ class SmokeResult:
     seconds: float
 
 
-def _compile_error(source: str) -> str:
-    try:
-        compile(source, "train.py", "exec")
-    except SyntaxError as exc:
-        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
-    except ValueError as exc:
-        return f"ValueError: {exc}"
-    return ""
-
-
 def _smoke_env(preset: str, workdir: Path) -> dict[str, str]:
     return {"ARL_SMOKE": "1", "ARL_DEVICE": "cpu", "ARL_PRESET": preset, "ARL_SEED": "0",
             "ARL_CHECKPOINT_DIR": str(workdir / "checkpoint")}
@@ -52,7 +42,7 @@ def smoke_check(source: str, preset: str = DEFAULT_PRESET, *, in_process: bool =
                 timeout_s: float = SMOKE_TIMEOUT_S) -> SmokeResult:
     """Compile `source` and run one tiny training step; `in_process` trades isolation for speed (tests)."""
     started = time.perf_counter()
-    error = _compile_error(source)
+    error = compile_error(source)
     if not error:
         error = _run_in_process(source, preset) if in_process else _run_subprocess(source, preset, timeout_s)
     return SmokeResult(ok=not error, error=error, seconds=time.perf_counter() - started)
