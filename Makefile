@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= cpu-tiny
 RUN_DIR ?= runs/default
+ITERS ?= 8
+AGENT ?= ppo
 
 .PHONY: run test install bench clean
 
@@ -18,9 +20,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: prepare the frozen env, calibrate the noise, let the agent research for ITERS iterations, report.
+# Re-running resumes the campaign in RUN_DIR (a finished one just reports again).
 run: $(STAMP)
 	$(BIN)/arl prepare --preset $(PRESET)
-	$(BIN)/arl baseline --preset $(PRESET) --run-dir $(RUN_DIR)
+	$(BIN)/arl run --preset $(PRESET) --agent $(AGENT) --max-iters $(ITERS) --run-dir $(RUN_DIR)
+	$(BIN)/arl report --run-dir $(RUN_DIR)
 	$(BIN)/arl status --run-dir $(RUN_DIR)
 
 test: $(STAMP)

@@ -14,9 +14,10 @@ import hashlib
 import logging
 import platform
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -25,9 +26,11 @@ from autoresearch_rl.env import integrity
 from autoresearch_rl.env.data import Dataset
 from autoresearch_rl.env.presets import Preset, get_preset
 from autoresearch_rl.errors import UserError
-from autoresearch_rl.experiment import ExperimentRecord, Status
-from autoresearch_rl.ledger import CandidateHistory, ExperimentRow, Ledger, write_results_tsv
+from autoresearch_rl import faults
+from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
+from autoresearch_rl.ledger import CandidateHistory, Ledger, write_results_tsv
 from autoresearch_rl.runner import RunnerConfig, run_experiment
+from autoresearch_rl.runner.runner import compile_error
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,39 @@ MANIFEST_NAME = "frozen_manifest.json"
 
 def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
+
+
+class Executor(Protocol):
+    """Where experiments run. The default is the real runner; a fast in-test landscape can stand in for it."""
+
+    def validate(self, source: str) -> str:
+        """One line saying why `source` cannot be run (checked cheaply, before the budget is spent), or ''."""
+        ...
+
+    def execute(self, source: str, workspace: Path, seed: int) -> ExperimentRecord: ...
+
+
+@dataclass
+class RunnerExecutor:
+    """Trains under the preset's budget in a subprocess and scores with the frozen evaluator."""
+
+    preset: Preset
+    cache_dir: Path
+    manifest_path: Path
+    config: RunnerConfig = RunnerConfig()
+    smoke: bool = True  # run the cheap smoke check (one tiny step on random tokens) before spending a budget
+
+    def validate(self, source: str) -> str:
+        from autoresearch_rl.target.smoke import smoke_check
+
+        error = compile_error(source)
+        if error or not self.smoke:
+            return error
+        return smoke_check(source, self.preset.name).error
+
+    def execute(self, source: str, workspace: Path, seed: int) -> ExperimentRecord:
+        return run_experiment(source, workspace, self.preset, self.cache_dir, seed=seed,
+                              manifest_path=self.manifest_path, config=self.config)
 
 
 @dataclass
@@ -47,7 +83,7 @@ class Campaign:
     cache_dir: Path
     ledger: Ledger
     history: CandidateHistory
-    runner_config: RunnerConfig = RunnerConfig()
+    executor: Executor | None = None  # None: the real runner (RunnerExecutor) for this campaign's preset
 
     @classmethod
     def open(cls, run_dir: Path, preset_name: str | None, cache_dir: Path, *, create: bool = True) -> Campaign:
@@ -101,33 +137,60 @@ class Campaign:
         """Mark experiments left RUNNING by a killed controller as INTERRUPTED; returns how many."""
         return self.ledger.mark_interrupted("the controller stopped while it ran; it was not scored")
 
+    def get_executor(self) -> Executor:
+        if self.executor is None:
+            self.executor = RunnerExecutor(self.preset, self.cache_dir, self.manifest_path)
+        return self.executor
+
     def run(self, source: str, *, role: str, description: str, seed: int, parent_id: int | None = None,
-            diff: str = "") -> tuple[int, ExperimentRecord]:
-        """Record, run and score one train.py; the ledger sees every state change."""
+            diff: str = "", proposal: dict[str, Any] | None = None, retry_of: int | None = None,
+            validate: bool = False, keep_checkpoint: bool = False, rejected: str = "") -> tuple[int, ExperimentRecord]:
+        """Record, (validate,) run and score one train.py; the ledger sees every state change.
+
+        `validate` runs the executor's cheap check first: a failure is an INVALID_EDIT record that cost
+        seconds, not a budget. `keep_checkpoint` leaves the trained model for a later keep decision.
+        `rejected` records an INVALID_EDIT with that reason without running anything.
+        """
         parent_sha = self.history.incumbent()
         exp_id = self.ledger.start_experiment(role=role, source_hash=source_hash(source), description=description,
-                                              diff=diff, parent_id=parent_id, seed=seed)
+                                              diff=diff, parent_id=parent_id, seed=seed, proposal=proposal,
+                                              retry_of=retry_of)
+        faults.point("experiment_started")
+        executor = self.get_executor()
         try:
             sha = self.history.record(source, description, parent=parent_sha, exp_id=exp_id)
             self.ledger.set_commit(exp_id, sha)
-            record = run_experiment(source, self.workspace(exp_id), self.preset, self.cache_dir, seed=seed,
-                                    manifest_path=self.manifest_path, config=self.runner_config)
+            record = None
+            if rejected:
+                record = ExperimentRecord(status=Status.INVALID_EDIT, seed=seed, error=rejected)
+            elif validate:
+                started = time.perf_counter()
+                error = executor.validate(source)
+                if error:
+                    record = ExperimentRecord(status=Status.INVALID_EDIT, seed=seed, error=error,
+                                              timings=Timings(total=time.perf_counter() - started))
+            if record is None:
+                record = executor.execute(source, self.workspace(exp_id), seed)
         except BaseException:
             self.ledger.mark_interrupted("interrupted while running")
             raise
+        faults.point("experiment_ran")
         self.ledger.finish_experiment(exp_id, record)
+        faults.point("experiment_finished")
         seeds = self.ledger.meta().get("seeds", [])
         if seed not in seeds:
             self.ledger.set_meta(seeds=sorted([*seeds, seed]))
         if record.status is Status.OK and role == "baseline" and parent_sha is None:
             self.history.keep(sha)  # the first scored baseline is the starting incumbent
-        self._drop_checkpoint_unless_incumbent(exp_id, sha)
+        if not keep_checkpoint:
+            self.drop_checkpoint_unless_incumbent(exp_id)
         write_results_tsv(self.ledger, self.run_dir / "results.tsv")
         return exp_id, record
 
-    def _drop_checkpoint_unless_incumbent(self, exp_id: int, sha: str) -> None:
+    def drop_checkpoint_unless_incumbent(self, exp_id: int) -> None:
         """Checkpoints are large on GPU presets; only the incumbent's is worth keeping."""
-        if self.history.incumbent() != sha:
+        sha = self.history.experiment_commit(exp_id)
+        if sha is None or self.history.incumbent() != sha:
             shutil.rmtree(self.workspace(exp_id) / "checkpoint", ignore_errors=True)
 
     def summary(self) -> dict[str, Any]:
@@ -136,25 +199,35 @@ class Campaign:
         return campaign_summary(self.run_dir, meta, self.ledger)
 
 
-def _bpb(row: ExperimentRow | None) -> float | None:
-    return None if row is None or row.val_bpb is None else round(row.val_bpb, 6)
-
-
 def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
+    """`arl status --json`: safe to call while another process runs the campaign (SQLite WAL readers never block)."""
     rows = ledger.experiments()
     baseline, best = ledger.baseline(), ledger.best()
-    scored_baselines = [r.val_bpb for r in rows if r.role == "baseline" and r.val_bpb is not None]
+    scored_baselines = [r.val_bpb for r in rows if r.role in ("baseline", "calibration") and r.val_bpb is not None]
+    candidates = [r for r in rows if r.role == "candidate" and r.decided and r.status is not Status.INTERRUPTED]
+    incumbent = meta.get("incumbent") or {}
+    baseline_bpb = meta.get("baseline_mean", baseline.val_bpb if baseline else None)
+    best_bpb = incumbent.get("val_bpb", best.val_bpb if best else None)
+    running = [r for r in rows if r.status is Status.RUNNING]
     return {
         "run_dir": str(run_dir),
         "preset": meta.get("preset"),
         "env_hash": meta.get("env_hash"),
+        "agent": meta.get("agent"),
         "experiments": len(rows),
+        "iterations": len(candidates),
         "counts": ledger.counts_by_status(),
-        "baseline_val_bpb": _bpb(baseline),
+        "kept": sum(r.status is Status.KEPT for r in candidates),
+        "baseline_val_bpb": None if baseline_bpb is None else round(baseline_bpb, 6),
         "baseline_runs": len(scored_baselines),
-        "best_val_bpb": _bpb(best),
-        "best_experiment": best.id if best else None,
-        "running": [r.id for r in rows if r.status is Status.RUNNING],
+        "best_val_bpb": None if best_bpb is None else round(best_bpb, 6),
+        "best_experiment": incumbent.get("exp_id", best.id if best else None),
+        "noise_sigma": meta.get("noise_sigma"),
+        "keep_margin": meta.get("keep_margin"),
+        "agent_updates": meta.get("agent_updates", 0),
+        "elapsed_hours": round(float(meta.get("elapsed_s", 0.0)) / 3600, 4),
+        "device_hours": round(sum(r.timings.total for r in rows) / 3600, 4),
+        "running": [{"id": r.id, "role": r.role, "description": r.description} for r in running],
         "stop_reason": meta.get("stop_reason"),
+        "stop_rule": meta.get("stop_rule"),
     }
-

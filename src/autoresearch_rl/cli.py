@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from autoresearch_rl import __version__
 from autoresearch_rl.campaign import Campaign
@@ -112,10 +114,95 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"experiments: {summary['experiments']} ({counts})")
     print(f"baseline val_bpb: {summary['baseline_val_bpb']}")
     print(f"best val_bpb: {summary['best_val_bpb']} (experiment {summary['best_experiment']})")
-    if summary["running"]:
-        print(f"running: {summary['running']}")
-    if summary["stop_reason"]:
-        print(f"stopped: {summary['stop_reason']}")
+    if summary["noise_sigma"] is not None:
+        print(f"noise sigma: {summary['noise_sigma']:.5f} (keep margin {summary['keep_margin']:.5f}) | agent "
+              f"{summary['agent']} | updates {summary['agent_updates']}")
+        print(f"iterations: {summary['iterations']} (kept {summary['kept']}) | {summary['elapsed_hours']:.2f} h elapsed, "
+              f"{summary['device_hours']:.2f} device-hours")
+    for r in summary["running"]:
+        print(f"running: experiment {r['id']} ({r['role']}): {r['description']}")
+    print(f"stopped: {summary['stop_reason']}" if summary["stop_reason"] else "stop reason: none (running or resumable)")
+    return 0
+
+
+def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
+    from autoresearch_rl.agent.factory import default_keep_rule
+    from autoresearch_rl.decision import KeepRule, NoiseConfig
+    from autoresearch_rl.loop import LoopConfig
+    from autoresearch_rl.oracle import OracleConfig
+
+    if args.max_iters is not None and args.max_iters < 0:
+        raise UserError("--max-iters must be >= 0")
+    if args.calibration_seeds < 2:
+        raise UserError("--calibration-seeds must be at least 2 (the noise is a standard deviation)")
+    keep = default_keep_rule(args.agent)
+    if args.keep_rule == "strict":
+        keep = KeepRule(strict=True)
+    elif args.keep_rule == "noise":
+        keep = KeepRule(margin_sigmas=args.keep_margin)
+    seed = args.seed if recorded_seed is None else recorded_seed
+    oracle = OracleConfig(max_iters=args.max_iters, max_hours=args.max_hours, max_device_hours=args.max_device_hours)
+    return LoopConfig(seed=seed, noise=NoiseConfig(calibration_seeds=args.calibration_seeds), keep=keep, oracle=oracle,
+                      smoke_check=not args.no_smoke)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from autoresearch_rl.agent.factory import make_proposer
+    from autoresearch_rl.campaign import RunnerExecutor, campaign_summary
+    from autoresearch_rl.display import LiveDisplay
+    from autoresearch_rl.loop import ResearchLoop, resolve_base_source
+    from autoresearch_rl.target.knobs import AnnotationError
+    from autoresearch_rl.target.space import ActionSpace
+
+    requested = _read_source(args.source) if args.source else None
+    with Campaign.open(args.run_dir, args.preset, _cache_dir(args)) as campaign:
+        meta = campaign.ledger.meta()
+        recorded_seed = meta.get("campaign_seed")
+        if recorded_seed is not None and recorded_seed != args.seed:
+            console.print(f"resuming with the campaign's recorded seed {recorded_seed} (not --seed {args.seed})")
+        config = _loop_config(args, recorded_seed)
+        campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path,
+                                           smoke=config.smoke_check)
+        base = resolve_base_source(campaign, requested)
+        try:
+            space = ActionSpace.for_source(base)
+        except AnnotationError as exc:
+            raise UserError(f"bad # search: annotation: {exc}") from None
+        proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
+        resumed = bool(campaign.ledger.experiments())
+        console.print(f"{'resuming' if resumed else 'starting'} campaign {campaign.run_dir} | preset {campaign.preset.name} "
+                      f"| agent {args.agent} | budget {campaign.preset.time_budget_s:.0f} s per experiment | "
+                      f"keep rule {'strict' if config.keep.strict else f'> {config.keep.margin_sigmas:g} sigma'}")
+        console.print(f"stop it cleanly with Ctrl-C or `touch {campaign.run_dir / 'STOP'}`; re-run this command to resume")
+        loop = ResearchLoop(campaign, proposer, config, base_source=base)
+        display = LiveDisplay(console, campaign.run_dir, campaign.ledger, args.agent, campaign.preset.time_budget_s,
+                              args.max_iters)
+        loop.events = display
+        with display:
+            decision = loop.run()
+        summary = campaign_summary(campaign.run_dir, campaign.ledger.meta(), campaign.ledger)
+    console.print(f"[bold]stopped[/bold] - {decision.reason}")
+    console.print(f"iterations {summary['iterations']} | kept {summary['kept']} | baseline {summary['baseline_val_bpb']} "
+                  f"| best {summary['best_val_bpb']} | sigma {summary['noise_sigma']:.4f} | agent updates "
+                  f"{summary['agent_updates']}")
+    console.print(f"see `arl report --run-dir {args.run_dir}` for progress.png, results.tsv, best.diff")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autoresearch_rl.report import write_report
+
+    report = write_report(Path(args.run_dir))
+    table = Table(title="operators by mean reward (in noise sigmas)", title_justify="left")
+    for column in ("operator", "tries", "kept", "failed", "mean reward", "best gain"):
+        table.add_column(column)
+    for s in report.operators:
+        table.add_row(s.operator, str(s.tries), str(s.kept), str(s.failed), f"{s.mean_reward:+.2f}",
+                      "" if s.best_gain is None else f"{s.best_gain:+.4f}")
+    Console(highlight=False, width=None if sys.stdout.isatty() else 140).print(table)
+    for label, path in (("plot", report.progress_png), ("table", report.results_tsv), ("best diff", report.best_diff),
+                        ("operators", report.operators_md)):
+        print(f"{label}: {path}")
     return 0
 
 
@@ -253,6 +340,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="also run the cheap smoke check (one tiny training step)")
     p.set_defaults(func=cmd_apply)
 
+    p = sub.add_parser("run", help="research: calibrate, then propose, train, score, keep or revert, learn; resumes")
+    common(p, preset_default=None)
+    from autoresearch_rl.agent.factory import AGENTS
+
+    p.add_argument("--agent", choices=AGENTS, default="ppo", help="proposer (default ppo)")
+    p.add_argument("--max-iters", type=int, default=None, help="stop after N iterations in total (default: no limit)")
+    p.add_argument("--max-hours", type=float, default=None, help="stop after H wall-clock hours over all sessions")
+    p.add_argument("--max-device-hours", type=float, default=None, help="stop after experiments used H device-hours")
+    p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR), help="campaign directory; an existing one is resumed")
+    p.add_argument("--seed", type=int, default=0, help="campaign seed (agent and training seeds derive from it)")
+    p.add_argument("--source", default=None, help="a train.py of your own as the base (new campaigns only)")
+    p.add_argument("--calibration-seeds", type=int, default=3, help="baseline runs that measure the noise (default 3)")
+    p.add_argument("--keep-rule", choices=("noise", "strict"), default=None,
+                   help="noise: beat the incumbent by > --keep-margin sigma (confirmed when close); strict: any "
+                        "improvement (the reference protocol). Default: strict for greedy, noise otherwise")
+    p.add_argument("--keep-margin", type=float, default=2.0, help="sigmas a candidate must win by (default 2)")
+    p.add_argument("--no-smoke", action="store_true", help="skip the one-step smoke check before each candidate")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="write progress.png, results.tsv, best.diff and operators.md for a campaign")
+    p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR))
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("status", help="summary of a campaign: counts by status, baseline and best val_bpb")
     p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR))
     p.add_argument("--json", action="store_true", help="one JSON object")
@@ -260,8 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # a clean stop, like Ctrl-C: the running experiment is recorded as INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
@@ -269,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the running experiment was stopped and recorded as INTERRUPTED", file=sys.stderr)
+        print("interrupted: the running experiment was stopped and recorded as INTERRUPTED; "
+              "run the same command again to resume", file=sys.stderr)
         return 130
 
 

@@ -8,7 +8,8 @@ import libcst as cst
 import pytest
 
 from autoresearch_rl.target import template_source
-from autoresearch_rl.target.edits import EditError, apply_edit, hyperparameter_operators
+from autoresearch_rl.target.edits import (PARSE_CACHE_SIZE, EditError, apply_edit, code_after, hyperparameter_operators,
+                                          parse_source)
 from autoresearch_rl.target.knobs import discover_knobs
 
 USER_SCRIPT = (Path(__file__).parent / "user_scripts" / "mlp_train.py").read_text()
@@ -79,3 +80,39 @@ def test_unknown_argument_is_an_edit_error() -> None:
     source = template_source()
     with pytest.raises(EditError, match="no argument"):
         apply_edit(source, op(source, "scale:MATRIX_LR"), "x3")
+
+
+@pytest.mark.parametrize("source", [template_source(), USER_SCRIPT], ids=["template", "user_script"])
+def test_cached_tree_of_a_hyperparameter_edit_is_the_parse_of_its_text(source: str) -> None:
+    """apply_edit patches the text and caches the edited tree for the next step: both must be what a parse gives."""
+    module = cst.parse_module(source)
+    for operator in hyperparameter_operators(source):
+        for arg in operator.args:
+            if not operator.applicable(module, arg):
+                continue
+            edit = apply_edit(source, operator, arg)
+            assert edit.after == operator.apply(module, arg)[0].code, (operator.name, arg)
+            assert parse_source(edit.after).deep_equals(cst.parse_module(edit.after)), (operator.name, arg)
+
+
+def test_code_after_renders_the_whole_module_unless_one_unique_statement_changed() -> None:
+    source = "X = 1\nY = 2\nX = 1\n"
+    module = cst.parse_module(source)
+    first, second = module.body[0], module.body[2]
+    one = module.with_changes(body=[first, module.body[1], cst.parse_statement("X = 3")])
+    assert code_after(source, module, one) == "X = 1\nY = 2\nX = 3\n"  # "X = 1" occurs twice: full render
+    both = module.with_changes(body=[cst.parse_statement("Y = 3"), cst.parse_statement("Y = 4"), second])
+    assert code_after(source, module, both) == "Y = 3\nY = 4\nX = 1\n"
+    unique = module.with_changes(body=[first, cst.parse_statement("Y = 5"), second])
+    assert code_after(source, module, unique) == "X = 1\nY = 5\nX = 1\n"
+    no_newline = cst.parse_module("X = 1\nY = 2")
+    edited = no_newline.with_changes(body=[no_newline.body[0], cst.parse_statement("Y = 7")])
+    assert code_after("X = 1\nY = 2", no_newline, edited) == edited.code == "X = 1\nY = 7"
+
+
+def test_parse_cache_is_bounded_and_returns_the_same_tree() -> None:
+    sources = [f"X = {i}\n" for i in range(PARSE_CACHE_SIZE + 5)]
+    trees = [parse_source(s) for s in sources]
+    assert parse_source(sources[-1]) is trees[-1]
+    assert parse_source(sources[0]) is not trees[0]  # evicted, parsed again
+    assert parse_source(sources[0]).deep_equals(trees[0])

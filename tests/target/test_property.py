@@ -21,7 +21,7 @@ def _changed_lines(before: str, after: str) -> int:
     return sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(st.integers(min_value=0, max_value=2**31), min_size=1, max_size=20))
 def test_random_edit_sequences_compile_and_pass_the_smoke_check(draws: list[int]) -> None:

@@ -54,3 +54,14 @@ def test_template_space_includes_structural_operators() -> None:
 def test_unknown_action_is_an_edit_error() -> None:
     with pytest.raises(EditError):
         ActionSpace.for_source(template_source()).index("scale:NOPE", "x2")
+
+
+def test_cached_masks_equal_fresh_ones_and_are_copies() -> None:
+    source = template_source()
+    space = ActionSpace.for_source(source)
+    first = space.mask(source)
+    first[0] = not first[0]  # a caller's changes do not leak into the cache
+    assert space.mask(source) != first
+    fresh = ActionSpace.for_source(source)
+    edited = space.apply(space.index("activation", "swiglu"), source).after
+    assert space.mask(edited) == fresh.mask(edited)

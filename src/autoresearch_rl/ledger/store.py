@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 LEDGER_NAME = "ledger.sqlite"
 BACKUP_NAME = "ledger.sqlite.bak"
-SCHEMA_VERSION = 1  # stored in PRAGMA user_version; bump with a migration when columns change
+SCHEMA_VERSION = 2  # stored in PRAGMA user_version; bump with a migration in _MIGRATIONS when columns change
 BUSY_TIMEOUT_S = 30.0  # `arl status` may read while `arl run` writes; wait rather than fail
 
 _SCORED = tuple(s.value for s in Status if s.scored)
@@ -73,6 +73,16 @@ CREATE TABLE experiments (
 CREATE INDEX experiments_status ON experiments(status);
 """
 
+# version reached -> statements that bring a ledger of the previous version to it
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # what the proposer chose and knew when it chose (action, log-prob, value, features): replayed on resume
+        "ALTER TABLE experiments ADD COLUMN proposal_json TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE experiments ADD COLUMN reward REAL",  # the reward the agent learned from (None until decided)
+        "ALTER TABLE experiments ADD COLUMN retry_of INTEGER",  # an interrupted experiment this one re-runs
+    ),
+}
+
 
 @dataclass(frozen=True)
 class ExperimentRow:
@@ -98,11 +108,19 @@ class ExperimentRow:
     error: str = ""
     log_path: str = ""
     workspace: str = ""
+    proposal: dict[str, Any] = field(default_factory=dict)  # the proposer's choice and what it knew (replay on resume)
+    reward: float | None = None  # what the agent learned from this experiment; None until decided
+    retry_of: int | None = None  # the interrupted experiment this one re-runs
 
     @property
     def memory_gb(self) -> float:
         """Peak memory in GB, the reference results.tsv column."""
         return round((self.peak_memory_mb or 0.0) / 1024.0, 3)
+
+    @property
+    def decided(self) -> bool:
+        """Finished and no longer waiting for a keep/discard decision."""
+        return self.status not in (Status.RUNNING, Status.OK) or self.role != "candidate"
 
     def to_record(self) -> ExperimentRecord:
         """The runner's view of this row, e.g. to feed a resumed agent its past outcomes."""
@@ -145,6 +163,9 @@ def _row(r: sqlite3.Row) -> ExperimentRow:
         error=r["error"],
         log_path=r["log_path"],
         workspace=r["workspace"],
+        proposal=json.loads(r["proposal_json"]),
+        reward=r["reward"],
+        retry_of=r["retry_of"],
     )
 
 
@@ -208,9 +229,14 @@ class Ledger:
                     # statement by statement: executescript() would COMMIT this transaction half-way
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
                     conn.execute("INSERT INTO campaign(key, value) VALUES ('created_at', ?)", (json.dumps(created),))
+                    version = 1
+                if version < SCHEMA_VERSION:
+                    for target in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in _MIGRATIONS[target]:
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -296,14 +322,16 @@ class Ledger:
         commit_sha: str = "",
         log_path: str = "",
         workspace: str = "",
+        proposal: dict[str, Any] | None = None,
+        retry_of: int | None = None,
     ) -> int:
         """Insert a RUNNING row before the run starts, so a kill during the run is visible on resume."""
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO experiments(created_at, parent_id, role, source_hash, commit_sha, description, diff, seed,"
-                " status, log_path, workspace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, log_path, workspace, proposal_json, retry_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), parent_id, role, source_hash, commit_sha, description, diff, seed, Status.RUNNING.value,
-                 log_path, workspace),
+                 log_path, workspace, _json(proposal or {}), retry_of),
             )
             return int(cur.lastrowid)  # type: ignore[arg-type]
 
@@ -326,6 +354,20 @@ class Ledger:
                  record.log_path, record.workspace, exp_id),
             )
             self._require(cur, exp_id)
+
+    def decide(self, exp_id: int, status: Status, reward: float | None, **meta: Any) -> None:
+        """The loop's verdict on a finished candidate, and campaign facts that change with it, in one transaction.
+
+        One transaction means a kill leaves either the undecided row (the loop decides it again on resume,
+        deterministically) or the verdict together with its consequences (e.g. the new incumbent).
+        """
+        rows = [(key, json.dumps(value, sort_keys=True)) for key, value in meta.items()]
+        with self._write() as conn:
+            cur = conn.execute("UPDATE experiments SET status=?, reward=? WHERE id=?", (status.value, reward, exp_id))
+            self._require(cur, exp_id)
+            conn.executemany(
+                "INSERT INTO campaign(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", rows
+            )
 
     def mark_interrupted(self, reason: str) -> int:
         """On resume: turn rows left RUNNING by a dead controller into INTERRUPTED; returns how many."""

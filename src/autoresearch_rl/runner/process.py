@@ -7,14 +7,17 @@ the group is killed too, which reaps stray children left in it.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 _POLL_S = 0.05
 
 
@@ -37,7 +40,19 @@ class ProcessOutcome:
     signal: int | None  # the signal that ended it, when one did
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the child when the controller dies (even by SIGKILL), so no orphan trains on unseen."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # no prctl: the deadline inside the runtime still ends the child
+
+
 def _apply_limits(limits: Limits) -> None:
+    _die_with_parent()
+
     def set_limit(which: int, value: int) -> None:
         _, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:

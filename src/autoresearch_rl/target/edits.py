@@ -8,8 +8,12 @@ operators are generated for the constants of any train.py; structural ones live 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import libcst as cst
@@ -62,16 +66,64 @@ def unified_diff(before: str, after: str, name: str = "train.py") -> str:
     return "".join(lines)
 
 
+PARSE_CACHE_SIZE = 32  # trees of recent sources (~0.5 MB each); a mask and an apply revisit the incumbent
+_trees: OrderedDict[str, cst.Module] = OrderedDict()
+
+
+def parse_source(source: str) -> cst.Module:
+    """The syntax tree of `source`, from a small LRU keyed by the text: trees are immutable, so sharing is safe.
+
+    Masking a source and applying actions to it would otherwise parse the same train.py once per call.
+    """
+    module = _trees.pop(source, None)
+    if module is None:
+        module = cst.parse_module(source)
+    _remember(source, module)
+    return module
+
+
+def _remember(source: str, module: cst.Module) -> None:
+    """Make `module` the most recent tree for `source`; the oldest ones go past PARSE_CACHE_SIZE."""
+    _trees.pop(source, None)
+    _trees[source] = module
+    while len(_trees) > PARSE_CACHE_SIZE:
+        _trees.popitem(last=False)
+
+
 def apply_edit(source: str, operator: Operator, arg: str) -> Edit:
     """Apply (operator, arg) to `source`; EditError when the action is masked here."""
     if arg not in operator.args:
         raise EditError(f"{operator.name} has no argument {arg!r}; choose one of {', '.join(operator.args)}")
-    module = cst.parse_module(source)
+    module = parse_source(source)
     if not operator.applicable(module, arg):
         raise EditError(f"{operator.name} {arg} is not applicable to this train.py")
     edited, description = operator.apply(module, arg)
+    after = code_after(source, module, edited)
+    if isinstance(operator, KnobOperator):
+        # one literal swapped for the node the parser would build from its text: the edited tree is the
+        # parse of `after` (tests check), so the next step's mask reuses it and keeps the unchanged nodes
+        _remember(after, edited)
     return Edit(operator=operator.name, arg=arg, kind=operator.kind, description=description, before=source,
-                after=edited.code)
+                after=after)
+
+
+def code_after(source: str, module: cst.Module, edited: cst.Module) -> str:
+    """`edited.code`, where `module` is the tree of `source`; a one-statement edit patches the text instead.
+
+    Rendering a whole train.py costs as much as parsing it; a top-level statement renders to exactly its
+    span of the module's text, so when it is the only change and its text occurs once, splice the new one in.
+    """
+    layout = ("header", "footer", "has_trailing_newline", "default_newline", "default_indent")
+    same_frame = (len(edited.body) == len(module.body) and module.has_trailing_newline
+                  and all(getattr(edited, a) == getattr(module, a) for a in layout))
+    changed = [i for i, (a, b) in enumerate(zip(module.body, edited.body)) if a is not b] if same_frame else []
+    if len(changed) != 1:
+        return edited.code
+    old, new = module.code_for_node(module.body[changed[0]]), edited.code_for_node(edited.body[changed[0]])
+    at = source.find(old)
+    if at < 0 or source.find(old, at + 1) >= 0:  # not exactly one occurrence (overlapping ones included)
+        return edited.code
+    return source[:at] + new + source[at + len(old):]
 
 
 # ---- hyperparameter operators ------------------------------------------------------------------
@@ -105,8 +157,16 @@ def replace_constant(module: cst.Module, name: str, value: Any) -> cst.Module:
             small = statement.body[0]
             quote = old.quote if isinstance(old, cst.SimpleString) else '"'
             new_small = small.with_changes(value=literal_node(value, quote))
-            return module.deep_replace(small, new_small)  # type: ignore[return-value]
+            # constants are top-level statements: rebuild that one line, share every other node
+            body = [statement.with_changes(body=[new_small]) if s is statement else s for s in module.body]
+            return module.with_changes(body=body)
     raise EditError(f"no constant {name} in this train.py")
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def knobs_of(module: cst.Module) -> Mapping[str, Knob]:
+    """discover_knobs, once per tree (trees are immutable and hash by identity); read-only."""
+    return MappingProxyType(discover_knobs(module))
 
 
 @dataclass(frozen=True)
@@ -144,7 +204,7 @@ class KnobOperator:
         return None
 
     def applicable(self, module: cst.Module, arg: str) -> bool:
-        return self.applicable_to(discover_knobs(module).get(self.knob), arg)
+        return self.applicable_to(knobs_of(module).get(self.knob), arg)
 
     def applicable_to(self, knob: Knob | None, arg: str) -> bool:
         """The precondition given the knob as it stands (lets a mask discover knobs once)."""
@@ -156,7 +216,7 @@ class KnobOperator:
         return knob.spec.contains(new)
 
     def apply(self, module: cst.Module, arg: str) -> tuple[cst.Module, str]:
-        knob = discover_knobs(module)[self.knob]
+        knob = knobs_of(module)[self.knob]
         new = self.target(knob, arg)
         old_text = format_number(knob.value, knob.value) if isinstance(knob.value, (int, float)) and not isinstance(knob.value, bool) else repr(knob.value)
         new_text = repr(new) if isinstance(new, (str, bool)) else format_number(new, knob.value)
@@ -189,5 +249,5 @@ def knob_operators(knob: Knob) -> list[KnobOperator]:
 
 def hyperparameter_operators(source: str) -> list[KnobOperator]:
     """Every hyperparameter operator of a train.py, in the order its constants appear."""
-    module = cst.parse_module(source)
+    module = parse_source(source)
     return [op for knob in discover_knobs(module).values() for op in knob_operators(knob)]

@@ -8,12 +8,14 @@ operators; the structural ones join when they recognise the file (our template).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
-import libcst as cst
+from autoresearch_rl.target.edits import (Edit, EditError, KnobOperator, Operator, apply_edit, hyperparameter_operators,
+                                          knobs_of, parse_source)
 
-from autoresearch_rl.target.edits import Edit, EditError, KnobOperator, Operator, apply_edit, hyperparameter_operators
-from autoresearch_rl.target.knobs import discover_knobs
+
+MASK_CACHE_SIZE = 64  # masks of recent sources, keyed by the text: the incumbent is masked every step
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,12 @@ class ActionSpace:
             for arg in op.args:
                 self.actions.append(Action(len(self.actions), op.name, arg, op.kind))
         self._index = {(a.operator, a.arg): a.index for a in self.actions}
+        self._masks: OrderedDict[str, tuple[bool, ...]] = OrderedDict()  # by source text, most recent last
 
     @classmethod
     def for_source(cls, source: str) -> ActionSpace:
         """Hyperparameter operators of `source`, plus the structural operators that recognise it."""
-        module = cst.parse_module(source)
+        module = parse_source(source)
         operators: list[Operator] = list(hyperparameter_operators(source))
         structural = _structural_operators()
         if any(op.applicable(module, arg) for op in structural for arg in op.args):
@@ -65,9 +68,18 @@ class ActionSpace:
             raise EditError(f"no action {operator} {arg} in this space") from None
 
     def mask(self, source: str) -> list[bool]:
-        """True where the action applies to `source`."""
-        module = cst.parse_module(source)
-        knobs = discover_knobs(module)
+        """True where the action applies to `source` (remembered for the last MASK_CACHE_SIZE sources)."""
+        mask = self._masks.pop(source, None)
+        if mask is None:
+            mask = self._compute_mask(source)
+        self._masks[source] = mask
+        while len(self._masks) > MASK_CACHE_SIZE:
+            self._masks.popitem(last=False)
+        return list(mask)
+
+    def _compute_mask(self, source: str) -> tuple[bool, ...]:
+        module = parse_source(source)
+        knobs = knobs_of(module)
         mask = []
         for action in self.actions:
             op = self.operators[action.operator]
@@ -75,7 +87,7 @@ class ActionSpace:
                 mask.append(op.applicable_to(knobs.get(op.knob), action.arg))
             else:
                 mask.append(op.applicable(module, action.arg))
-        return mask
+        return tuple(mask)
 
     def apply(self, index: int, source: str) -> Edit:
         action = self.actions[index]

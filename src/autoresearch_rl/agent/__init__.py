@@ -1,0 +1,1 @@
+"""The meta-learner: PPO over edits of a training script."""

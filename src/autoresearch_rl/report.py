@@ -1,0 +1,167 @@
+"""What a campaign found, for people: progress.png, results.tsv, best.diff and a table of operators by reward.
+
+    report = write_report(run_dir)      # also `arl report --run-dir D`
+
+progress.png shows every experiment after calibration as a dot (val_bpb against iteration; kept
+ones highlighted; failures as crosses on the top edge), the incumbent as a step line, and the
+calibration mean with its +-margin band, so a win smaller than the noise is visibly one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on the machines this runs on
+import matplotlib.pyplot as plt  # noqa: E402
+
+from autoresearch_rl.experiment import Status  # noqa: E402
+from autoresearch_rl.ledger import CandidateHistory, ExperimentRow, Ledger, write_results_tsv  # noqa: E402
+from autoresearch_rl.target.edits import unified_diff  # noqa: E402
+
+
+@dataclass(frozen=True)
+class OperatorStats:
+    operator: str
+    tries: int
+    kept: int
+    failed: int
+    mean_reward: float
+    best_gain: float | None  # largest val_bpb improvement over its incumbent, when any scored
+
+
+@dataclass(frozen=True)
+class Report:
+    progress_png: Path
+    results_tsv: Path
+    best_diff: Path
+    operators_md: Path
+    operators: list[OperatorStats]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def operator_table(rows: list[ExperimentRow]) -> list[OperatorStats]:
+    """Decided candidates grouped by operator, best mean reward first."""
+    groups: dict[str, list[ExperimentRow]] = defaultdict(list)
+    for r in rows:
+        if r.role == "candidate" and r.reward is not None:
+            groups[r.proposal.get("operator", "?")].append(r)
+    stats = []
+    for name, rs in groups.items():
+        gains = [r.proposal.get("incumbent_val_bpb", math.nan) - r.val_bpb for r in rs if r.val_bpb is not None]
+        stats.append(OperatorStats(operator=name, tries=len(rs), kept=sum(r.status is Status.KEPT for r in rs),
+                                   failed=sum(r.status.failed for r in rs),
+                                   mean_reward=statistics.fmean(r.reward or 0.0 for r in rs),
+                                   best_gain=max(gains) if gains else None))
+    return sorted(stats, key=lambda s: (-s.mean_reward, s.operator))
+
+
+def _operators_markdown(stats: list[OperatorStats]) -> str:
+    lines = ["| operator | tries | kept | failed | mean reward (sigmas) | best gain (bpb) |", "|---|---|---|---|---|---|"]
+    for s in stats:
+        gain = "" if s.best_gain is None else f"{s.best_gain:+.4f}"
+        lines.append(f"| {s.operator} | {s.tries} | {s.kept} | {s.failed} | {s.mean_reward:+.2f} | {gain} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_progress(rows: list[ExperimentRow], meta: dict[str, Any], path: Path) -> None:
+    """Every candidate as a dot against its iteration, kept ones highlighted, the incumbent as a step line."""
+    candidates = [r for r in rows if r.role == "candidate" and r.reward is not None]
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=120)
+    baseline = meta.get("baseline_mean")
+    margin = meta.get("keep_margin", 0.0)
+    xs = list(range(1, len(candidates) + 1))
+    scored = [(x, r.val_bpb) for x, r in zip(xs, candidates) if r.val_bpb is not None]
+    values = [v for _, v in scored] + ([baseline] if baseline is not None else [])
+    low, top = (min(values), max(values)) if values else (0.0, 1.0)
+    sigma = meta.get("noise_sigma")
+    if baseline is not None and sigma:
+        top = min(top, baseline + 15 * sigma)  # disasters (lr x100) would flatten everything else
+    pad = max(1e-3, 0.08 * (top - low))
+    ceiling = top + 2 * pad  # where off-scale points and failures are drawn
+    kept_ids = {r.id for r in candidates if r.status is Status.KEPT}
+    rows_at = dict(zip(xs, candidates))
+    discarded = [(x, v) for x, v in scored if rows_at[x].id not in kept_ids and v <= top + pad]
+    off_scale = [x for x, v in scored if v > top + pad]
+    kept = [(x, v) for x, v in scored if rows_at[x].id in kept_ids]
+    failures = [x for x, r in zip(xs, candidates) if r.val_bpb is None]
+    if discarded:
+        ax.scatter(*zip(*discarded), s=18, color="#9aa5b1", label="discarded", zorder=2)
+    if off_scale:
+        ax.scatter(off_scale, [ceiling] * len(off_scale), marker="^", s=30, color="#9aa5b1",
+                   label="discarded, off scale", zorder=2)
+    if failures:
+        ax.scatter(failures, [ceiling] * len(failures), marker="x", color="#cc1f1a", label="failed (not scored)", zorder=3)
+    if kept:
+        ax.scatter(*zip(*kept), s=60, color="#1f9d55", edgecolor="black", label="kept", zorder=4)
+    ax.set_ylim(low - pad, ceiling + pad)
+    if baseline is not None:
+        steps_x, steps_y, best = [0], [baseline], baseline
+        for x, r in zip(xs, candidates):
+            if r.status is Status.KEPT and r.val_bpb is not None:
+                best = _incumbent_score(r, rows)
+            steps_x.append(x)
+            steps_y.append(best)
+        ax.step(steps_x, steps_y, where="post", color="#1f9d55", linewidth=2, label="incumbent (kept best)", zorder=3)
+        ax.axhline(baseline, color="#3d4852", linestyle="--", linewidth=1, label=f"baseline mean {baseline:.4f}")
+        if margin:
+            ax.axhspan(baseline - margin, baseline + margin, color="#3d4852", alpha=0.08,
+                       label=f"keep margin +-{margin:.4f} ({meta.get('noise_sigma', 0):.4f} sigma)")
+    ax.set_xlabel("iteration (experiments after calibration)")
+    ax.set_ylabel("val_bpb (lower is better)")
+    agent = meta.get("agent", "?")
+    ax.set_title(f"{meta.get('preset', '?')} campaign, agent {agent}: {len(candidates)} iterations, "
+                 f"{len(kept)} kept")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _incumbent_score(row: ExperimentRow, rows: list[ExperimentRow]) -> float:
+    """A kept candidate's score as the loop uses it: the mean of its run and its confirmation runs."""
+    runs = [row.val_bpb] + [r.val_bpb for r in rows if r.role == "confirmation" and r.parent_id == row.id
+                            and r.status.scored and r.val_bpb is not None]
+    return statistics.fmean(v for v in runs if v is not None)
+
+
+def write_report(run_dir: Path) -> Report:
+    """Write the four files into the run directory; readable while a campaign runs."""
+    run_dir = Path(run_dir)
+    with Ledger.open(run_dir, create=False) as ledger:
+        rows = ledger.experiments()
+        meta = ledger.meta()
+        write_results_tsv(ledger, run_dir / "results.tsv")
+    history = CandidateHistory(run_dir)
+    base_sha = meta.get("base_commit")
+    incumbent_sha = (meta.get("incumbent") or {}).get("sha")
+    if base_sha and incumbent_sha:
+        diff = unified_diff(history.source_at(base_sha), history.source_at(incumbent_sha))
+        header = f"# baseline {base_sha[:7]} -> best {incumbent_sha[:7]} (val_bpb {meta['incumbent']['val_bpb']:.6f})\n"
+        text = header + (diff or "# no kept change yet: the best is the baseline\n")
+    else:
+        text = "# not calibrated yet: no baseline to compare with\n"
+    _atomic_write(run_dir / "best.diff", text)
+    stats = operator_table(rows)
+    _atomic_write(run_dir / "operators.md", _operators_markdown(stats))
+    plot_progress(rows, meta, run_dir / "progress.png")
+    return Report(progress_png=run_dir / "progress.png", results_tsv=run_dir / "results.tsv",
+                  best_diff=run_dir / "best.diff", operators_md=run_dir / "operators.md", operators=stats)

@@ -1,0 +1,126 @@
+"""`arl run`, `arl status`, `arl report` end to end through the real console script and the real runner (cpu-smoke)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autoresearch_rl.experiment import Status
+from autoresearch_rl.ledger import Ledger
+
+ARL = str(Path(sys.executable).with_name("arl"))
+
+
+def arl(*args: str, cache: Path, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ARL_HOME": str(cache)}
+    return subprocess.run([ARL, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def run_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = tmp_path_factory.mktemp("run-cache")
+    prepared = arl("prepare", "--preset", "cpu-smoke", cache=cache, cwd=cache)
+    assert prepared.returncode == 0, prepared.stderr
+    return cache
+
+
+def test_run_three_iterations_then_status_and_report(run_cache: Path, tmp_path: Path) -> None:
+    run = arl("run", "--preset", "cpu-smoke", "--agent", "ppo", "--max-iters", "3", "--calibration-seeds", "2",
+              "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "max_iters" in run.stderr
+    with Ledger.open(tmp_path / "camp", create=False) as ledger:
+        rows = ledger.experiments()
+    assert [r.role for r in rows if r.role == "calibration"] == ["calibration", "calibration"]
+    candidates = [r for r in rows if r.role == "candidate"]
+    assert len(candidates) == 3 and all(r.reward is not None for r in candidates)
+    assert all(r.status in (Status.KEPT, Status.DISCARDED) or r.status.failed for r in candidates)
+
+    status = arl("status", "--run-dir", "camp", "--json", cache=run_cache, cwd=tmp_path)
+    summary = json.loads(status.stdout)
+    for key in ("iterations", "counts", "baseline_val_bpb", "best_val_bpb", "noise_sigma", "agent_updates", "stop_reason"):
+        assert key in summary
+    assert summary["iterations"] == 3
+    assert summary["best_val_bpb"] <= summary["baseline_val_bpb"]
+    assert summary["stop_reason"].startswith("max_iters")
+
+    report = arl("report", "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    png = tmp_path / "camp" / "progress.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    tsv = (tmp_path / "camp" / "results.tsv").read_text().splitlines()
+    assert tsv[0] == "commit\tval_bpb\tmemory_gb\tstatus\tdescription" and len(tsv) == 1 + len(rows)
+    assert (tmp_path / "camp" / "best.diff").read_text().startswith("# baseline")
+
+    again = arl("run", "--preset", "cpu-smoke", "--agent", "ppo", "--max-iters", "3", "--calibration-seeds", "2",
+                "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
+    assert again.returncode == 0 and "resuming" in again.stderr  # already done: stops at once, runs nothing
+    with Ledger.open(tmp_path / "camp", create=False) as ledger:
+        assert len(ledger.experiments()) == len(rows)
+
+
+def _wait_for_running_candidate(run_dir: Path, proc: subprocess.Popen, timeout: float = 300) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        if (run_dir / "ledger.sqlite").exists():
+            with Ledger.open(run_dir, create=False) as ledger:
+                running = [r for r in ledger.experiments() if r.role == "candidate" and r.status is Status.RUNNING]
+            if running and (run_dir / "experiments" / f"{running[0].id:05d}" / "train.log").exists():
+                return running[0].id
+        time.sleep(0.2)
+    raise AssertionError("no candidate started training in time")
+
+
+def _training_processes(workspace: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(workspace):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_sigkill_mid_experiment_then_resume_accounts_for_everything(run_cache: Path, tmp_path: Path) -> None:
+    args = ["run", "--preset", "cpu-smoke", "--agent", "random", "--max-iters", "2", "--calibration-seeds", "2",
+            "--run-dir", "camp"]
+    env = {**os.environ, "ARL_HOME": str(run_cache)}
+    proc = subprocess.Popen([ARL, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        exp_id = _wait_for_running_candidate(tmp_path / "camp", proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    workspace = (tmp_path / "camp" / "experiments" / f"{exp_id:05d}").resolve()
+    time.sleep(1.0)
+    assert not _training_processes(workspace), "the training process outlived its controller"
+
+    resumed = arl(*args, cache=run_cache, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    with Ledger.open(tmp_path / "camp", create=False) as ledger:
+        rows = ledger.experiments()
+    interrupted = [r for r in rows if r.status is Status.INTERRUPTED]
+    assert [r.id for r in interrupted] == [exp_id]
+    retry = [r for r in rows if r.retry_of == exp_id]
+    assert len(retry) == 1 and retry[0].description == interrupted[0].description
+    assert retry[0].seed == interrupted[0].seed
+    decided = [r for r in rows if r.role == "candidate" and r.status is not Status.INTERRUPTED]
+    assert len(decided) == 2 and all(r.decided for r in decided)
+
+
+def test_run_with_bad_arguments_is_one_line_exit_2(run_cache: Path, tmp_path: Path) -> None:
+    bad = arl("run", "--preset", "cpu-smoke", "--calibration-seeds", "1", "--run-dir", "camp", cache=run_cache,
+              cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "calibration-seeds" in bad.stderr
+    missing = arl("report", "--run-dir", "nowhere", cache=run_cache, cwd=tmp_path)
+    assert missing.returncode == 2 and "no campaign" in missing.stderr
