@@ -60,7 +60,14 @@ def run_campaign(job: dict) -> dict:
             campaign.executor = synthetic
         else:
             campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path)
-        proposer = make_proposer(job["agent"], base, ActionSpace.for_source(base), seed=job["seed"])
+        space = ActionSpace.for_source(base)
+        if job["agent"] == "ppo-frozen":  # ablation: PPO's policy at its initial prior, never updated
+            from autoresearch_rl.agent.ppo import PPOConfig
+            from autoresearch_rl.agent.ppo_agent import PPOProposer
+
+            proposer = PPOProposer(base, space, PPOConfig(learning_rate=1e-12), seed=job["seed"])
+        else:
+            proposer = make_proposer(job["agent"], base, space, seed=job["seed"])
         config = LoopConfig(seed=job["seed"], keep=KeepRule(), oracle=OracleConfig(max_iters=job["iters"]),
                             smoke_check=synthetic is None)
         ResearchLoop(campaign, proposer, config, base_source=base).run()
@@ -178,7 +185,8 @@ def print_table(summary: dict, landscape: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--landscape", choices=("synthetic", "cpu-tiny"), default="synthetic")
-    parser.add_argument("--agents", default="ppo,random,greedy,tpe")
+    parser.add_argument("--agents", default="ppo,random,greedy,tpe",
+                        help="comma-separated; also ppo-frozen (ablation: the PPO policy at its prior, never updated)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2, help="campaigns in parallel (processes)")

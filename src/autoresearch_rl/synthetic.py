@@ -15,9 +15,9 @@ Construction (all drawn from `seed`, fixed before any agent runs, never tuned to
             + sum_s  e_s[variant] (+ a shift of one knob's optimum)   structural variants
             + N(0, noise_sigma)                                 seed noise
 
-with w_k log-normal (sparse importance: diminishing returns near each optimum), structural and
-choice effects of the size single edits have on cpu-tiny (0.005-0.05 bpb against a seed noise of
-0.008 bpb), and crashing regions: a knob pushed into the top 8% of its range for two "fragile"
+with w_k log-normal (sparse importance; the bowls give diminishing returns near each optimum),
+structural and choice effects of the size single edits have on cpu-tiny (0.005-0.07 bpb against
+a seed noise of 0.008 bpb; constants below), and crashing regions: a knob pushed into the top 8% of its range for two "fragile"
 knobs gives NAN, one structural variant combined with a high value of one knob crashes. The known
 optimum is `optimum`, the noise-free value with every knob at its optimum and the best variant
 and option everywhere (a lower bound: the reachable grid may not contain it exactly); regret is
@@ -35,12 +35,20 @@ import numpy as np
 
 from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
 from autoresearch_rl.runner.runner import compile_error
+from autoresearch_rl.target.edits import knobs_of, parse_source
 from autoresearch_rl.target.knobs import Knob, discover_knobs
 from autoresearch_rl.target.space import ActionSpace
 
 FLOOR = 1.55  # noise-free val_bpb at the ideal configuration (cpu-tiny's baseline is ~1.64)
 NOISE_SIGMA = 0.008  # seed standard deviation measured on cpu-tiny (README: 5 seeds, std 0.0082)
 NOMINAL_SECONDS = 31.0  # what one cpu-tiny experiment costs; recorded as its timing so budgets behave
+# Effect sizes, set once from the noise ratio measured on cpu-tiny (single edits move val_bpb by 0.005 to
+# 0.07 against a seed sigma of 0.008, README and the 30-iteration campaign in BENCHMARKS.md): a typical
+# scale move (x1.2 to x2 shifts a knob by 0.03-0.13 of its log range) on an important knob is worth 1-5 sigma.
+WEIGHT_SCALE = 0.1  # median weight of a knob's bowl, in bpb per squared range fraction
+INTERACTION_SCALE = 0.1  # std of a pairwise interaction coefficient
+OPTION_SCALE = 0.02  # std of a categorical option's effect
+VARIANT_SCALE = 0.03  # std of a structural variant's effect
 
 
 @dataclass(frozen=True)
@@ -75,13 +83,13 @@ class SyntheticLandscape:
         g = _rng("landscape", config.seed)
         n = len(self.numeric)
         self.optimum_at = dict(zip(self.numeric, g.uniform(0.15, 0.85, n)))
-        weights = 0.02 * np.exp(g.normal(0.0, 1.0, n))  # sparse importance: a few knobs dominate
+        weights = WEIGHT_SCALE * np.exp(g.normal(0.0, 0.8, n))  # log-normal: a few knobs dominate
         self.weight = dict(zip(self.numeric, weights))
         pairs = [tuple(g.choice(n, 2, replace=False)) for _ in range(min(config.interactions, n * (n - 1) // 2))]
-        self.pairs = [(self.numeric[a], self.numeric[b], float(g.normal(0.0, 0.03))) for a, b in pairs]
-        self.choice_effect = {name: {repr(c): float(g.normal(0.0, 0.01)) for c in options}
+        self.pairs = [(self.numeric[a], self.numeric[b], float(g.normal(0.0, INTERACTION_SCALE))) for a, b in pairs]
+        self.choice_effect = {name: {repr(c): float(g.normal(0.0, OPTION_SCALE)) for c in options}
                               for name, options in self.choices.items()}
-        self.variant_effect = {name: {arg: float(g.normal(0.0, 0.015)) for arg in args}
+        self.variant_effect = {name: {arg: float(g.normal(0.0, VARIANT_SCALE)) for arg in args}
                                for name, args in self.structural.items()}
         self.variant_shift = {name: (self.numeric[int(g.integers(n))], float(g.normal(0.0, 0.1)))
                               for name in self.structural} if n else {}
@@ -93,7 +101,7 @@ class SyntheticLandscape:
 
     def describe(self, source: str) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
         """(numeric positions in [0, 1], choice values, structural variants) of a candidate."""
-        knobs = discover_knobs(cst.parse_module(source))
+        knobs = knobs_of(parse_source(source))
         numeric = {n: _position(knobs[n]) for n in self.numeric if n in knobs}
         choices = {n: repr(knobs[n].value) for n in self.choices if n in knobs}
         mask = self.space.mask(source)

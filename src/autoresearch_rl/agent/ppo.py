@@ -240,6 +240,52 @@ class ActorCritic(nn.Module):
         return self.actor(obs), self.critic(obs).squeeze(-1)
 
 
+class ActionScoringActorCritic(nn.Module):
+    """An actor that scores every action with one shared MLP over (state embedding, that action's features).
+
+    obs = [global state (G) | action features (A x F), flattened]. logit(a) = f(h(state), x_a) + b_a: what
+    is learned about one action ("edits that helped before help again", "an edit already tried on this
+    incumbent rarely helps") transfers to all of them at once, which is what a learner with a few hundred
+    samples and ~100 actions needs; the per-action bias b_a keeps the flat network's ability to learn
+    action identities. The critic reads the global state only.
+    """
+
+    def __init__(self, global_dim: int, n_actions: int, action_dim: int, hidden: int = 64,
+                 generator: torch.Generator | None = None, prior: Sequence[float] | None = None) -> None:
+        super().__init__()
+        g = generator
+        self.global_dim, self.n_actions, self.action_dim = global_dim, n_actions, action_dim
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(global_dim, hidden), math.sqrt(2), g),
+            nn.Tanh(),
+            layer_init(nn.Linear(hidden, hidden), math.sqrt(2), g),
+            nn.Tanh(),
+            layer_init(nn.Linear(hidden, 1), 1.0, g),
+        )
+        self.state_encoder = nn.Sequential(layer_init(nn.Linear(global_dim, hidden), math.sqrt(2), g), nn.Tanh())
+        self.scorer = nn.Sequential(
+            layer_init(nn.Linear(hidden + action_dim, hidden), math.sqrt(2), g),
+            nn.Tanh(),
+            layer_init(nn.Linear(hidden, 1), 0.01, g),
+        )
+        self.action_bias = nn.Parameter(torch.zeros(n_actions))
+        # A learnable linear term on the action features, initialised to a prior (e.g. "prefer edits not yet
+        # tried on this incumbent, and edits that paid off before"): PPO starts from it and may unlearn it.
+        init = torch.zeros(action_dim) if prior is None else torch.as_tensor(prior, dtype=torch.float32)
+        if init.shape != (action_dim,):
+            raise ValueError(f"prior must have {action_dim} entries")
+        self.prior = nn.Parameter(init.clone())
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """obs (B, G + A*F) -> logits (B, A), values (B,)."""
+        state = obs[:, : self.global_dim]  # (B, G)
+        actions = obs[:, self.global_dim :].reshape(obs.shape[0], self.n_actions, self.action_dim)  # (B, A, F)
+        h = self.state_encoder(state).unsqueeze(1).expand(-1, self.n_actions, -1)  # (B, A, H)
+        logits = self.scorer(torch.cat([h, actions], dim=-1)).squeeze(-1) + self.action_bias  # (B, A)
+        logits = logits + actions @ self.prior  # (B, A)
+        return logits, self.critic(state).squeeze(-1)
+
+
 @dataclass(frozen=True)
 class ActResult:
     """One decision of the learner, with what `record` needs and what a dashboard shows."""
@@ -262,18 +308,36 @@ class PPOLearner:
     as if it had never stopped. See the module docstring for the observation normalisation contract.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, config: PPOConfig = PPOConfig(), seed: int = 0) -> None:
+    def __init__(self, obs_dim: int, n_actions: int, config: PPOConfig = PPOConfig(), seed: int = 0,
+                 action_features: int = 0, action_prior: Sequence[float] | None = None) -> None:
+        """`action_features` > 0: the last n_actions * action_features entries of obs are per-action features,
+        scored by `ActionScoringActorCritic` and left unnormalised (they are bounded by construction, and a
+        per-slot standardisation would erase features that are constant for an action, such as its step size)."""
         self.obs_dim = obs_dim
         self.n_actions = n_actions
         self.config = config
+        self.action_features = action_features
         self.generator = torch.Generator().manual_seed(seed)
-        self.network = ActorCritic(obs_dim, n_actions, config.hidden, generator=self.generator)
+        self.global_dim = obs_dim - n_actions * action_features
+        if self.global_dim <= 0:
+            raise ValueError("obs_dim must exceed n_actions * action_features")
+        if action_features:
+            self.network: nn.Module = ActionScoringActorCritic(self.global_dim, n_actions, action_features,
+                                                               config.hidden, generator=self.generator,
+                                                               prior=action_prior)
+        else:
+            self.network = ActorCritic(obs_dim, n_actions, config.hidden, generator=self.generator)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate, eps=1e-5)
-        self.obs_rms = RunningMeanStd(obs_dim)
+        self.obs_rms = RunningMeanStd(self.global_dim)
         self.updates = 0
         self._buffer: dict[str, list[Any]] = {k: [] for k in _BUFFER_KEYS}
 
     # ---- acting and storage -------------------------------------------------------------------
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        """Standardise the global part of obs (..., D) with the running statistics; action features pass through."""
+        g = self.global_dim
+        return torch.cat([self.obs_rms.normalize(x[..., :g]), x[..., g:]], dim=-1)
 
     def _obs_tensor(self, obs: Sequence[float] | Tensor) -> Tensor:
         x = torch.as_tensor(obs, dtype=torch.float32).detach().clone()
@@ -294,7 +358,7 @@ class PPOLearner:
         """Sample an applicable action (or take the most probable one if greedy) for a raw observation."""
         x = self._obs_tensor(obs)
         m = self._mask_tensor(mask)
-        logits, value = self.network(self.obs_rms.normalize(x).unsqueeze(0))  # (1, A), (1,)
+        logits, value = self.network(self._normalize(x).unsqueeze(0))  # (1, A), (1,)
         dist = masked_policy(logits[0], m, self.config.epsilon)
         if greedy:
             action = int(torch.argmax(dist.probs))
@@ -351,7 +415,7 @@ class PPOLearner:
         if n == 0:
             raise ValueError("update() called with an empty rollout buffer")
         b_obs_raw = torch.stack(self._buffer["obs"])  # (T, D)
-        b_obs = self.obs_rms.normalize(b_obs_raw)  # same statistics `act` used for this rollout
+        b_obs = self._normalize(b_obs_raw)  # same statistics `act` used for this rollout
         b_masks = torch.stack(self._buffer["mask"])  # (T, A)
         b_actions = torch.tensor(self._buffer["action"], dtype=torch.long)  # (T,)
         b_logprobs = torch.tensor(self._buffer["logprob"], dtype=torch.float32)  # (T,)
@@ -359,7 +423,7 @@ class PPOLearner:
         rewards = torch.tensor(self._buffer["reward"], dtype=torch.float32)  # (T,)
 
         with torch.no_grad():
-            next_x = self.obs_rms.normalize(self._obs_tensor(next_obs)).unsqueeze(0)
+            next_x = self._normalize(self._obs_tensor(next_obs)).unsqueeze(0)
             next_value = self.network(next_x)[1][0]
         b_advantages, b_returns = gae(rewards, b_values, next_value, cfg.gamma, cfg.gae_lambda)
         if cfg.normalize_advantages and n > 1:
@@ -394,7 +458,7 @@ class PPOLearner:
                 break  # the policy moved far enough from the one that collected the data
 
         # Only now do the statistics move, so the next rollout is acted and trained under one normaliser.
-        self.obs_rms.update(b_obs_raw)
+        self.obs_rms.update(b_obs_raw[:, : self.global_dim])
         for buf in self._buffer.values():
             buf.clear()
         self.updates += 1
@@ -421,6 +485,7 @@ class PPOLearner:
                 "obs_dim": self.obs_dim,
                 "n_actions": self.n_actions,
                 "hidden": self.config.hidden,
+                "action_features": self.action_features,
                 "network": self.network.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "obs_rms": self.obs_rms.state_dict(),
@@ -432,12 +497,10 @@ class PPOLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict`; the dimensions must match. The learning rate stays this learner's config's."""
-        dims = (state["obs_dim"], state["n_actions"], state["hidden"])
-        if dims != (self.obs_dim, self.n_actions, self.config.hidden):
-            raise ValueError(
-                f"checkpoint is for (obs_dim, n_actions, hidden) = {dims}, "
-                f"this learner is {(self.obs_dim, self.n_actions, self.config.hidden)}"
-            )
+        dims = (state["obs_dim"], state["n_actions"], state["hidden"], state.get("action_features", 0))
+        mine = (self.obs_dim, self.n_actions, self.config.hidden, self.action_features)
+        if dims != mine:
+            raise ValueError(f"checkpoint is for (obs_dim, n_actions, hidden, action_features) = {dims}, this learner is {mine}")
         state = copy.deepcopy(state)
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])

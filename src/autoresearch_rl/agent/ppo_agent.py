@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from autoresearch_rl.agent.features import FeatureBuilder
+from autoresearch_rl.agent.features import ACTION_FEATURES, ACTION_PRIOR, FeatureBuilder
 from autoresearch_rl.agent.ppo import PPOConfig, PPOLearner
 from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
 from autoresearch_rl.target.space import ActionSpace
@@ -35,9 +35,11 @@ class PPOProposer:
     name = "ppo"
 
     def __init__(self, base_source: str, space: ActionSpace, config: PPOConfig = PPOConfig(), seed: int = 0,
-                 reward_clip: float = 5.0) -> None:
-        self.features = FeatureBuilder(base_source, space, reward_clip=reward_clip)
-        self.learner = PPOLearner(self.features.dim, len(space), config, seed=seed)
+                 reward_clip: float = 5.0, action_scoring: bool = True, prior: bool = True) -> None:
+        self.features = FeatureBuilder(base_source, space, reward_clip=reward_clip, per_action=action_scoring)
+        self.learner = PPOLearner(self.features.dim, len(space), config, seed=seed,
+                                  action_features=ACTION_FEATURES if action_scoring else 0,
+                                  action_prior=ACTION_PRIOR if action_scoring and prior else None)
         self.config = config
         self.seed = seed
         self.last_metrics: dict[str, float] = {}

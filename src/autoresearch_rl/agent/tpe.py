@@ -17,7 +17,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 
 from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
-from autoresearch_rl.target.edits import EditError, replace_constant
+from autoresearch_rl.target.edits import EditError, knobs_of, parse_source, replace_constant
 from autoresearch_rl.target.knobs import Knob, discover_knobs
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ def knob_distribution(knob: Knob) -> BaseDistribution | None:
 
 def apply_params(base_source: str, params: dict[str, Any]) -> tuple[str, str]:
     """The base train.py with `params` set; and a description naming the constants that differ from the base."""
-    module = cst.parse_module(base_source)
-    knobs = discover_knobs(module)
+    module = parse_source(base_source)
+    knobs = knobs_of(module)
     changed = []
     for name, value in params.items():
         knob = knobs.get(name)

@@ -181,6 +181,9 @@ class Ledger:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()  # parallel experiments finish on different threads of one controller
+        # decoded rows by id, with the columns that change when a row does: the loop reads the whole ledger
+        # every iteration, and decoding hundreds of JSON proposals each time would grow quadratically
+        self._rows: dict[int, tuple[tuple[Any, ...], ExperimentRow]] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -391,8 +394,18 @@ class Ledger:
             return [_row(r) for r in self._conn.execute(sql, params)]
 
     def experiments(self) -> list[ExperimentRow]:
-        """Every experiment, oldest first."""
-        return self._select()
+        """Every experiment, oldest first (rows unchanged since the last call are not decoded again)."""
+        with self._lock:
+            versions = [tuple(v) for v in self._conn.execute(
+                "SELECT id, status, finished_at, reward, commit_sha FROM experiments ORDER BY id")]
+            stale = [v[0] for v in versions if self._rows.get(v[0], ((),))[0] != v]
+            for start in range(0, len(stale), 500):
+                chunk = stale[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in self._conn.execute(f"SELECT * FROM experiments WHERE id IN ({marks})", chunk):
+                    row = _row(r)
+                    self._rows[row.id] = ((row.id, r["status"], r["finished_at"], r["reward"], r["commit_sha"]), row)
+            return [self._rows[v[0]][1] for v in versions if v[0] in self._rows]
 
     def get(self, exp_id: int) -> ExperimentRow:
         rows = self._select("id=?", (exp_id,))
