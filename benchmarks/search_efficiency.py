@@ -68,9 +68,21 @@ def run_campaign(job: dict) -> dict:
             proposer = PPOProposer(base, space, PPOConfig(learning_rate=1e-12), seed=job["seed"])
         else:
             proposer = make_proposer(job["agent"], base, space, seed=job["seed"])
-        config = LoopConfig(seed=job["seed"], keep=KeepRule(), oracle=OracleConfig(max_iters=job["iters"]),
-                            smoke_check=synthetic is None)
+        # the same budget for every agent: the convergence rule is off (improvement_probability=0)
+        oracle = OracleConfig(max_iters=job["iters"], improvement_probability=0.0)
+        config = LoopConfig(seed=job["seed"], keep=KeepRule(), oracle=oracle, smoke_check=synthetic is None)
         ResearchLoop(campaign, proposer, config, base_source=base).run()
+    return curve_of(job, run_dir, synthetic, time.perf_counter() - started)
+
+
+def curve_of(job: dict, run_dir: Path, synthetic, seconds: float) -> dict:
+    """The incumbent's score after each iteration; a campaign stopped early keeps its last incumbent (padded)."""
+    import statistics
+
+    from autoresearch_rl.ledger import Ledger
+    from autoresearch_rl.target import template_source
+
+    base = template_source()
     with Ledger.open(run_dir, create=False) as ledger:
         rows = ledger.experiments()
         meta = ledger.meta()
@@ -91,8 +103,11 @@ def run_campaign(job: dict) -> dict:
         if r.status.value == "KEPT":
             current = score_of[r.id] if synthetic is not None else statistics.fmean([r.val_bpb, *confirmations.get(r.id, [])])
         curve.append(current)
-    return {"agent": job["agent"], "seed": job["seed"], "curve": curve, "baseline": baseline,
-            "optimum": synthetic.optimum if synthetic is not None else None, "seconds": time.perf_counter() - started,
+    stopped_at = len(curve)
+    curve += [current] * (job["iters"] - len(curve))
+    return {"agent": job["agent"], "seed": job["seed"], "curve": curve, "baseline": baseline, "stopped_at": stopped_at,
+            "stop_rule": meta.get("stop_rule"),
+            "optimum": synthetic.optimum if synthetic is not None else None, "seconds": seconds,
             "kept": sum(r.status.value == "KEPT" for r in rows if r.role == "candidate"),
             "failed": sum(r.status.failed for r in rows if r.role == "candidate")}
 
@@ -192,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="campaigns in parallel (processes)")
     parser.add_argument("--out", default=None, help="JSON result (a PNG is written beside it)")
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--reuse", default=None, help="summarise the run directories of an earlier invocation")
     args = parser.parse_args(argv)
 
     from rich.progress import Progress
@@ -208,12 +224,25 @@ def main(argv: list[str] | None = None) -> int:
             for s in range(args.seeds) for a in agents]
     started = time.perf_counter()
     results = []
-    ctx = multiprocessing.get_context("spawn")
-    with Progress() as progress, ctx.Pool(args.workers) as pool:
-        task = progress.add_task(f"{len(jobs)} campaigns x {args.iters} iterations", total=len(jobs))
-        for result in pool.imap_unordered(run_campaign, jobs):
-            results.append(result)
-            progress.advance(task)
+    if args.reuse:
+        from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
+        from autoresearch_rl.target import template_source
+
+        for job in jobs:
+            synthetic = (SyntheticLandscape(template_source(), LandscapeConfig(seed=job["seed"]))
+                         if args.landscape == "synthetic" else None)
+            results.append(curve_of(job, Path(args.reuse) / f"{job['agent']}-{job['seed']}", synthetic, 0.0))
+        root = Path(args.reuse)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with Progress() as progress, ctx.Pool(args.workers) as pool:
+            task = progress.add_task(f"{len(jobs)} campaigns x {args.iters} iterations", total=len(jobs))
+            for result in pool.imap_unordered(run_campaign, jobs):
+                results.append(result)
+                progress.advance(task)
+    early = [f"{r['agent']}-{r['seed']} ({r['stop_rule']} at {r['stopped_at']})" for r in results if r["stopped_at"] < args.iters]
+    if early:
+        print("stopped before the last iteration (final incumbent carried forward): " + ", ".join(early))
     summary = summarise(results, agents, args.iters)
     print_table(summary, args.landscape)
     elapsed = time.perf_counter() - started
@@ -225,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                    "keep_rule": "noise (2 sigma, confirmation below 4 sigma) for every agent",
                    "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
                    "python": platform.python_version(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "seconds": elapsed, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
+                   "seconds": elapsed, "stopped_early": early, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
         out.write_text(json.dumps(payload, indent=1))
         plot(summary, out.with_suffix(".png"), f"{args.landscape}: {args.seeds} seeds x {args.iters} iterations", args.iters)
         print(f"wrote {out} and {out.with_suffix('.png')}")
