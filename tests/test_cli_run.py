@@ -58,6 +58,7 @@ def test_run_three_iterations_then_status_and_report(run_cache: Path, tmp_path: 
     tsv = (tmp_path / "camp" / "results.tsv").read_text().splitlines()
     assert tsv[0] == "commit\tval_bpb\tmemory_gb\tstatus\tdescription" and len(tsv) == 1 + len(rows)
     assert (tmp_path / "camp" / "best.diff").read_text().startswith("# baseline")
+    assert "held-out test_bpb" in report.stdout  # val vs test of the baseline and the best model
 
     again = arl("run", "--preset", "cpu-smoke", "--agent", "ppo", "--max-iters", "3", "--calibration-seeds", "2",
                 "--run-dir", "camp", cache=run_cache, cwd=tmp_path)

@@ -161,8 +161,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if recorded_seed is not None and recorded_seed != args.seed:
             console.print(f"resuming with the campaign's recorded seed {recorded_seed} (not --seed {args.seed})")
         config = _loop_config(args, recorded_seed)
+        from autoresearch_rl.runner import RunnerConfig
+
+        runner_config = RunnerConfig(sandbox=args.sandbox, import_candidate_code=not args.no_import_fallback)
         campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path,
-                                           smoke=config.smoke_check)
+                                           config=runner_config, smoke=config.smoke_check)
         base = resolve_base_source(campaign, requested)
         try:
             space = ActionSpace.for_source(base)
@@ -200,6 +203,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         table.add_row(s.operator, str(s.tries), str(s.kept), str(s.failed), f"{s.mean_reward:+.2f}",
                       "" if s.best_gain is None else f"{s.best_gain:+.4f}")
     Console(highlight=False, width=None if sys.stdout.isatty() else 140).print(table)
+    for h in report.heldout:
+        val = "-" if h.val_bpb is None else f"{h.val_bpb:.4f}"
+        test = "-" if h.test_bpb is None else f"{h.test_bpb:.4f}"
+        print(f"{h.label} (experiment {h.exp_id}): val_bpb {val} | held-out test_bpb {test}" + (f" ({h.note})" if h.note else ""))
     for label, path in (("plot", report.progress_png), ("table", report.results_tsv), ("best diff", report.best_diff),
                         ("operators", report.operators_md)):
         print(f"{label}: {path}")
@@ -357,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "improvement (the reference protocol). Default: strict for greedy, noise otherwise")
     p.add_argument("--keep-margin", type=float, default=2.0, help="sigmas a candidate must win by (default 2)")
     p.add_argument("--no-smoke", action="store_true", help="skip the one-step smoke check before each candidate")
+    p.add_argument("--sandbox", choices=("auto", "bwrap", "unshare", "none"), default="auto",
+                   help="candidate isolation (auto: bubblewrap if installed, see SECURITY.md)")
+    p.add_argument("--no-import-fallback", action="store_true",
+                   help="never let the evaluator import a candidate's code when torch.export fails (EVAL_FAILED instead)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="write progress.png, results.tsv, best.diff and operators.md for a campaign")

@@ -22,6 +22,8 @@ class Status(str, enum.Enum):
     INVALID_EDIT = "INVALID_EDIT"  # an edit failed its cheap pre-run validation
     CRASHED = "CRASHED"  # train.py exited non-zero
     TIMED_OUT = "TIMED_OUT"  # killed at the deadline (budget + start-up allowance)
+    RESOURCE_LIMIT = "RESOURCE_LIMIT"  # killed for crossing a memory, process, disk, file-size or open-file limit
+    OVER_BUDGET = "OVER_BUDGET"  # the frozen runtime's own report shows more training time than the budget
     NAN = "NAN"  # non-finite training loss or non-finite evaluation
     NO_CHECKPOINT = "NO_CHECKPOINT"  # exited cleanly without saving a model for the evaluator
     NONCAUSAL = "NONCAUSAL"  # evaluator: earlier logits depend on future tokens

@@ -423,7 +423,8 @@ class ResearchLoop:
         faults.point("decided")
         if kept:
             self.history.keep(row.commit_sha)
-            self.campaign.drop_checkpoint_unless_incumbent(inc.exp_id)
+            if inc.sha != self.ledger.meta().get("base_commit"):  # the baseline's model stays: held-out test in the report
+                self.campaign.drop_checkpoint_unless_incumbent(inc.exp_id)
         else:
             self.campaign.drop_checkpoint_unless_incumbent(exp_id)
         from autoresearch_rl.ledger import write_results_tsv

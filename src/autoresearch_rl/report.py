@@ -2,6 +2,9 @@
 
     report = write_report(run_dir)      # also `arl report --run-dir D`
 
+It also scores the baseline's and the best model on the held-out test split (which no reward ever
+saw), so a val/test gap that opens during a campaign (overfitting to val) is visible.
+
 progress.png shows every experiment after calibration as a dot (val_bpb against iteration; kept
 ones highlighted; failures as crosses on the top edge), the incumbent as a step line, and the
 calibration mean with its +-margin band, so a win smaller than the noise is visibly one.
@@ -9,9 +12,12 @@ calibration mean with its +-margin band, so a win smaller than the noise is visi
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +28,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on the machines this runs on
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from autoresearch_rl.experiment import Status  # noqa: E402
 from autoresearch_rl.ledger import CandidateHistory, ExperimentRow, Ledger, write_results_tsv  # noqa: E402
@@ -39,12 +46,24 @@ class OperatorStats:
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """The baseline's and the best model's scores on the validation split (rewards) and the held-out test split."""
+
+    label: str  # "baseline" or "best"
+    exp_id: int
+    val_bpb: float | None
+    test_bpb: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Report:
     progress_png: Path
     results_tsv: Path
     best_diff: Path
     operators_md: Path
     operators: list[OperatorStats]
+    heldout: list[HeldOut]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -120,7 +139,8 @@ def plot_progress(rows: list[ExperimentRow], meta: dict[str, Any], path: Path) -
         ax.axhline(baseline, color="#3d4852", linestyle="--", linewidth=1, label=f"baseline mean {baseline:.4f}")
         if margin:
             ax.axhspan(baseline - margin, baseline + margin, color="#3d4852", alpha=0.08,
-                       label=f"keep margin +-{margin:.4f} ({meta.get('noise_sigma', 0):.4f} sigma)")
+                       label=f"keep margin +-{margin:.4f} (sigma {meta.get('noise_sigma', 0):.4f})")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("iteration (experiments after calibration)")
     ax.set_ylabel("val_bpb (lower is better)")
     agent = meta.get("agent", "?")
@@ -143,7 +163,44 @@ def _incumbent_score(row: ExperimentRow, rows: list[ExperimentRow]) -> float:
     return statistics.fmean(v for v in runs if v is not None)
 
 
-def write_report(run_dir: Path) -> Report:
+def _test_bpb(run_dir: Path, exp_id: int, meta: dict[str, Any]) -> tuple[float | None, str]:
+    """Score one kept model on the test split (never seen by rewards), once; cached in test_eval.json."""
+    workspace = run_dir / "experiments" / f"{exp_id:05d}"
+    out = workspace / "test_eval.json"
+    if not out.is_file():
+        if not (workspace / "checkpoint").is_dir():
+            return None, "checkpoint not kept"
+        argv = [sys.executable, "-m", "autoresearch_rl.env.evaluator", "--checkpoint", str(workspace / "checkpoint"),
+                "--preset", str(meta.get("preset")), "--split", "test", "--out", str(out)]
+        if meta.get("cache_dir"):
+            argv += ["--cache-dir", str(meta["cache_dir"])]
+        if (run_dir / "frozen_manifest.json").is_file():
+            argv += ["--manifest", str(run_dir / "frozen_manifest.json")]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)  # no --train-py: never imports candidate code
+        if not out.is_file():
+            return None, f"evaluator failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+    verdict = json.loads(out.read_text())
+    return (verdict.get("val_bpb") if verdict.get("status") == "OK" else None), verdict.get("error", "")
+
+
+def heldout_scores(run_dir: Path, rows: list[ExperimentRow], meta: dict[str, Any]) -> list[HeldOut]:
+    """val vs test for the baseline and the best model: a gap that grows with the campaign is overfitting to val."""
+    incumbent = meta.get("incumbent")
+    base_sha = meta.get("base_commit")
+    if not incumbent or not base_sha:
+        return []
+    base = next((r for r in rows if r.commit_sha == base_sha), None)
+    out = []
+    for label, exp_id, val in (("baseline", base.id if base else None, meta.get("baseline_mean")),
+                               ("best", int(incumbent["exp_id"]), incumbent["val_bpb"])):
+        if exp_id is None:
+            continue
+        test, note = _test_bpb(run_dir, exp_id, meta)
+        out.append(HeldOut(label, exp_id, val, test, note))
+    return out
+
+
+def write_report(run_dir: Path, heldout: bool = True) -> Report:
     """Write the four files into the run directory; readable while a campaign runs."""
     run_dir = Path(run_dir)
     with Ledger.open(run_dir, create=False) as ledger:
@@ -163,5 +220,9 @@ def write_report(run_dir: Path) -> Report:
     stats = operator_table(rows)
     _atomic_write(run_dir / "operators.md", _operators_markdown(stats))
     plot_progress(rows, meta, run_dir / "progress.png")
+    scores = heldout_scores(run_dir, rows, meta) if heldout else []
+    if scores:
+        _atomic_write(run_dir / "heldout.json", json.dumps([s.__dict__ for s in scores], indent=1))
     return Report(progress_png=run_dir / "progress.png", results_tsv=run_dir / "results.tsv",
-                  best_diff=run_dir / "best.diff", operators_md=run_dir / "operators.md", operators=stats)
+                  best_diff=run_dir / "best.diff", operators_md=run_dir / "operators.md", operators=stats,
+                  heldout=scores)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_PROGRESS = re.compile(r"^step (\d+) \| elapsed ([\d.]+)s .*?\| loss (\S+)")
+_PROGRESS = re.compile(r"^step (\d+) \| elapsed ([\d.]+)s (?:\| progress ([\d.]+)% )?.*?\| loss (\S+)")
 _SUMMARY_LINE = re.compile(r"^([A-Za-z_][\w]*):\s*(.*)$")
 _EXCEPTION = re.compile(r"^(\w+(?:\.\w+)*(?:Error|Exception|Interrupt)|MemoryError|SystemExit)\b.*")
 
@@ -21,6 +21,7 @@ class ProgressPoint:
     step: int
     elapsed: float
     loss: float
+    percent: float | None = None  # budget spent, as the frozen runtime reports it
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def parse_log(path: Path, tail_lines: int = 40) -> ParsedLog:
             in_summary, summary = True, {}
             continue
         if m := _PROGRESS.match(line):
-            progress.append(ProgressPoint(int(m.group(1)), float(m.group(2)), _loss(m.group(3))))
+            percent = float(m.group(3)) if m.group(3) else None
+            progress.append(ProgressPoint(int(m.group(1)), float(m.group(2)), _loss(m.group(4)), percent))
         elif in_summary and (m := _SUMMARY_LINE.match(line)):
             summary[m.group(1)] = _value(m.group(2).strip())
         if _EXCEPTION.match(line):
