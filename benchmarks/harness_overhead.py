@@ -17,19 +17,19 @@ Three measurements, all of the real code:
      runner      the rest of `run_experiment`: compile check, workspace, log parsing
      controller  everything else of an iteration: state, propose, ledger, git, decide, learn, checkpoint
 2. The controller alone on the synthetic landscape (executor cost ~0), for many iterations: the cost of
-   `loop.state()`, `proposer.propose`, ledger and git writes, results.tsv, `observe` (PPO updates) and
-   the agent checkpoint, and whether it grows with the length of the history.
+   `loop.state()`, `proposer.propose` (PPO's update runs inside it, every 8 experiments), ledger and git
+   writes, results.tsv, `observe`, the agent checkpoint, and whether it grows with the history.
 3. The harness's processes one at a time, fresh, repeated: the evaluator's phases (import, manifest,
    torch.export.load, causality check, scoring) and its start-up + exit, the smoke check, and a cpu-smoke
    training run's start-up and exit. Run it with PYTHONPATH pointing at another source tree to compare
    versions of the harness (the script imports whichever `autoresearch_rl` is importable first).
 
-Projection to a 300 s budget: every column but training stays as measured, training scales with the
-budget. Goals (issue 6): controller step under 1 s; everything but training and evaluation under 3% of
-a 300 s iteration.
+Projection to a 300 s budget: every column but training stays as measured; training becomes 300 s plus
+the measured overshoot past the budget (the last step). Goals (issue 6): controller step under 1 s;
+everything but training and evaluation under 3% of a 300 s iteration.
 
     python benchmarks/harness_overhead.py --preset cpu-tiny --iters 4 --synthetic-iters 200
-    python benchmarks/harness_overhead.py --preset cpu-smoke --iters 2 --synthetic-iters 30   # quick check
+    python benchmarks/harness_overhead.py --iters 1 --synthetic-iters 30 --eval-repeats 1     # quick check (~3 min)
 
 Writes benchmarks/results/harness_overhead_<preset>.json and .png (stacked bars of the time split).
 """
@@ -63,7 +63,7 @@ import autoresearch_rl.ledger as ledger_module  # noqa: E402
 import autoresearch_rl.runner.runner as runner_module  # noqa: E402
 import autoresearch_rl.target.smoke as smoke_module  # noqa: E402
 from autoresearch_rl.agent.factory import make_proposer  # noqa: E402
-from autoresearch_rl.campaign import Campaign, RunnerExecutor  # noqa: E402
+from autoresearch_rl.campaign import Campaign  # noqa: E402
 from autoresearch_rl.decision import NoiseConfig  # noqa: E402
 from autoresearch_rl.env.data import default_cache_dir, prepare_dataset  # noqa: E402
 from autoresearch_rl.env.presets import get_preset  # noqa: E402
@@ -330,11 +330,14 @@ def fresh_processes(preset_name: str, cache: Path, repeats: int) -> dict:
                     summary[key] = float(value)
             proc.wait()
             gone = time.time()
-            assert proc.returncode == 0 and "total_seconds" in summary, f"cpu-smoke training failed ({proc.returncode})"
+            if proc.returncode != 0 or "total_seconds" not in summary:  # reported, not fatal: the other timings stand
+                print(f"cpu-smoke training run failed (exit {proc.returncode}); not timed", file=sys.stderr)
+                continue
             train_runs.append({"start-up": summary["startup_seconds"], "save": summary["save_seconds"],
                                "exit": gone - last, "wall": gone - float(train_env["ARL_LAUNCHED_AT"])})
     return {"repeats": repeats, "evaluator phases": _median_dict(phases), "evaluator": _median_dict(evaluator_runs),
-            "smoke check": _median_dict(smoke_runs), "training (cpu-smoke)": _median_dict(train_runs),
+            "smoke check": _median_dict(smoke_runs),
+            "training (cpu-smoke)": _median_dict(train_runs) if train_runs else {},
             "runs": {"evaluator": evaluator_runs, "smoke check": smoke_runs, "training (cpu-smoke)": train_runs}}
 
 
@@ -358,8 +361,9 @@ def summarise_real(real: dict) -> dict[str, float]:
 
 
 def project(mean: dict[str, float], budget_s: float, target_s: float) -> dict[str, float]:
-    """The same iteration with training scaled from `budget_s` to `target_s`, everything else fixed."""
-    return {**mean, "training": mean["training"] * target_s / budget_s}
+    """The same iteration under a `target_s` budget: everything else fixed, training = the new budget plus the
+    measured overshoot (the runtime stops at the first step past the budget: at most one step, not a fraction)."""
+    return {**mean, "training": target_s + max(0.0, mean["training"] - budget_s)}
 
 
 def fractions(split: dict[str, float]) -> dict[str, float]:
@@ -437,7 +441,7 @@ def plot(result: dict, path: Path) -> None:
                 width = split[c] / total * 100 if relative else split[c]
                 ax.barh(y, width, left=left, color=COLORS[c], label=c if (y == 0 and relative) else None,
                         edgecolor="white", linewidth=0.3)
-                if not relative and split[c] >= 1.5:
+                if not relative and split[c] >= 1.0:
                     ax.text(left + width / 2, y, f"{split[c]:.1f}", ha="center", va="center", fontsize=7)
                 left += width
         ax.set_yticks(range(len(shown)), shown)
@@ -464,7 +468,10 @@ def main() -> None:
     args = parser.parse_args()
     cache = (args.cache_dir or default_cache_dir()).resolve()
     started = time.perf_counter()
+    import autoresearch_rl
+
     result: dict[str, Any] = dict(benchmark="harness_overhead", preset=args.preset, torch=torch.__version__,
+                                  package=str(Path(autoresearch_rl.__file__).resolve().parent),  # the source measured
                                   python=platform.python_version(), host=platform.node(), cpus=os.cpu_count(),
                                   torch_threads=torch.get_num_threads(),
                                   load_before=[round(x, 2) for x in os.getloadavg()],
