@@ -31,5 +31,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
+# Benchmarks (see BENCHMARKS.md for the full-size commands and the recorded results). Quick sizes by default:
+# a few minutes each on 2 cores; run them on a quiet machine.
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[ray]"
+	$(BIN)/python benchmarks/search_efficiency.py --landscape synthetic --agents ppo,random,greedy,tpe --seeds 4 --iters 100 --out benchmarks/results/search_synthetic_quick.json
+	$(BIN)/python benchmarks/harness_overhead.py --iters 1 --synthetic-iters 30 --eval-repeats 1
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/scaleout.py --preset cpu-smoke --iters 4 --configs local:1,local:2,ray:2 --out benchmarks/results/scaleout_quick.json
+	$(BIN)/python benchmarks/early_abort.py --preset cpu-tiny --hours 0.1 --out benchmarks/results/early_abort_quick.json
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -41,7 +41,7 @@ def test_run_three_iterations_then_status_and_report(run_cache: Path, tmp_path: 
     assert [r.role for r in rows if r.role == "calibration"] == ["calibration", "calibration"]
     candidates = [r for r in rows if r.role == "candidate"]
     assert len(candidates) == 3 and all(r.reward is not None for r in candidates)
-    assert all(r.status in (Status.KEPT, Status.DISCARDED) or r.status.failed for r in candidates)
+    assert all(r.status in (Status.KEPT, Status.DISCARDED, Status.ABORTED) or r.status.failed for r in candidates)
 
     status = arl("status", "--run-dir", "camp", "--json", cache=run_cache, cwd=tmp_path)
     summary = json.loads(status.stdout)
@@ -125,3 +125,33 @@ def test_run_with_bad_arguments_is_one_line_exit_2(run_cache: Path, tmp_path: Pa
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "calibration-seeds" in bad.stderr
     missing = arl("report", "--run-dir", "nowhere", cache=run_cache, cwd=tmp_path)
     assert missing.returncode == 2 and "no campaign" in missing.stderr
+
+
+def test_two_workers_run_experiments_concurrently_and_resume_on_one(run_cache: Path, tmp_path: Path) -> None:
+    run = arl("run", "--preset", "cpu-smoke", "--agent", "random", "--max-iters", "3", "--calibration-seeds", "2",
+              "--workers", "2", "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    with Ledger.open(tmp_path / "camp", create=False) as ledger:
+        rows = ledger.experiments()
+    candidates = [r for r in rows if r.role == "candidate"]
+    assert len(candidates) == 3 and all(r.reward is not None for r in candidates)
+    assert sorted(r.proposal["iteration"] for r in candidates) == [0, 1, 2]
+    assert {r.summary["worker"] for r in rows} == {"local:0", "local:1"}
+    assert all("shared by 2 slots" in r.summary["device"] for r in rows)
+    overlapping = [(a.id, b.id) for a in rows for b in rows
+                   if a.id < b.id and a.created_at < b.finished_at and b.created_at < a.finished_at]
+    assert overlapping, "two experiments ran at the same time"
+
+    status = json.loads(arl("status", "--run-dir", "camp", "--json", cache=run_cache, cwd=tmp_path).stdout)
+    assert status["experiments_per_hour"] > 0
+    assert sorted(w["worker"] for w in status["workers"]) == ["local:0", "local:1"]
+    assert all(0 < w["utilisation"] <= 1 for w in status["workers"])
+
+    resumed = arl("run", "--agent", "random", "--max-iters", "4", "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert arl("report", "--run-dir", "camp", cache=run_cache, cwd=tmp_path).returncode == 0
+    with Ledger.open(tmp_path / "camp", create=False) as ledger:
+        candidates = [r for r in ledger.experiments() if r.role == "candidate"]
+    assert len(candidates) == 4 and all(r.reward is not None for r in candidates)
+    workers_md = (tmp_path / "camp" / "workers.md").read_text()
+    assert "| local:1 |" in workers_md and "shared by 2 slots" in workers_md

@@ -14,10 +14,9 @@ import hashlib
 import logging
 import platform
 import shutil
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Mapping
 
 import torch
 
@@ -27,10 +26,14 @@ from autoresearch_rl.env.data import Dataset
 from autoresearch_rl.env.presets import Preset, get_preset
 from autoresearch_rl.errors import UserError
 from autoresearch_rl import faults
-from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
+from autoresearch_rl.backends.base import Executor, JobSpec, execute_job
+from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.ledger import CandidateHistory, Ledger, write_results_tsv
 from autoresearch_rl.runner import RunnerConfig, run_experiment
 from autoresearch_rl.runner.runner import compile_error
+from autoresearch_rl.selfeval.accounting import abort_account
+from autoresearch_rl.selfeval.audit import audit
+from autoresearch_rl.usage import experiments_per_hour, worker_usage
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +42,6 @@ MANIFEST_NAME = "frozen_manifest.json"
 
 def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
-
-
-class Executor(Protocol):
-    """Where experiments run. The default is the real runner; a fast in-test landscape can stand in for it."""
-
-    def validate(self, source: str) -> str:
-        """One line saying why `source` cannot be run (checked cheaply, before the budget is spent), or ''."""
-        ...
-
-    def execute(self, source: str, workspace: Path, seed: int) -> ExperimentRecord: ...
 
 
 @dataclass
@@ -69,9 +62,12 @@ class RunnerExecutor:
             return error
         return smoke_check(source, self.preset.name).error
 
-    def execute(self, source: str, workspace: Path, seed: int) -> ExperimentRecord:
+    def execute(self, source: str, workspace: Path, seed: int, *, env: Mapping[str, str] | None = None,
+                abort: Any = None) -> ExperimentRecord:
+        config = replace(self.config, extra_env=tuple(env.items())) if env else self.config
+        extra = {"abort": abort} if abort is not None else {}
         return run_experiment(source, workspace, self.preset, self.cache_dir, seed=seed,
-                              manifest_path=self.manifest_path, config=self.config)
+                              manifest_path=self.manifest_path, config=config, **extra)
 
 
 @dataclass
@@ -145,47 +141,55 @@ class Campaign:
     def run(self, source: str, *, role: str, description: str, seed: int, parent_id: int | None = None,
             diff: str = "", proposal: dict[str, Any] | None = None, retry_of: int | None = None,
             validate: bool = False, keep_checkpoint: bool = False, rejected: str = "") -> tuple[int, ExperimentRecord]:
-        """Record, (validate,) run and score one train.py; the ledger sees every state change.
+        """Record, (validate,) run and score one train.py in this process; the ledger sees every state change.
 
         `validate` runs the executor's cheap check first: a failure is an INVALID_EDIT record that cost
         seconds, not a budget. `keep_checkpoint` leaves the trained model for a later keep decision.
         `rejected` records an INVALID_EDIT with that reason without running anything.
         """
+        spec = self.start(source, role=role, description=description, seed=seed, parent_id=parent_id, diff=diff,
+                          proposal=proposal, retry_of=retry_of, validate=validate, rejected=rejected)
+        try:
+            record = execute_job(self.get_executor(), spec)
+        except BaseException:
+            self.ledger.mark_interrupted("interrupted while running")
+            raise
+        faults.point("experiment_ran")
+        self.finish(spec, record, role=role, keep_checkpoint=keep_checkpoint)
+        return spec.exp_id, record
+
+    def start(self, source: str, *, role: str, description: str, seed: int, parent_id: int | None = None,
+              diff: str = "", proposal: dict[str, Any] | None = None, retry_of: int | None = None,
+              validate: bool = False, rejected: str = "", abort: Any = None) -> JobSpec:
+        """Record the experiment as RUNNING and commit its train.py; returns what a worker needs to run it."""
         parent_sha = self.history.incumbent()
         exp_id = self.ledger.start_experiment(role=role, source_hash=source_hash(source), description=description,
                                               diff=diff, parent_id=parent_id, seed=seed, proposal=proposal,
                                               retry_of=retry_of)
         faults.point("experiment_started")
-        executor = self.get_executor()
         try:
             sha = self.history.record(source, description, parent=parent_sha, exp_id=exp_id)
             self.ledger.set_commit(exp_id, sha)
-            record = None
-            if rejected:
-                record = ExperimentRecord(status=Status.INVALID_EDIT, seed=seed, error=rejected)
-            elif validate:
-                started = time.perf_counter()
-                error = executor.validate(source)
-                if error:
-                    record = ExperimentRecord(status=Status.INVALID_EDIT, seed=seed, error=error,
-                                              timings=Timings(total=time.perf_counter() - started))
-            if record is None:
-                record = executor.execute(source, self.workspace(exp_id), seed)
         except BaseException:
-            self.ledger.mark_interrupted("interrupted while running")
+            self.ledger.mark_interrupted("interrupted while starting")
             raise
-        faults.point("experiment_ran")
-        self.ledger.finish_experiment(exp_id, record)
+        return JobSpec(exp_id=exp_id, source=source, workspace=str(self.workspace(exp_id)), seed=seed,
+                       validate=validate, rejected=rejected, abort=abort)
+
+    def finish(self, spec: JobSpec, record: ExperimentRecord, *, role: str, keep_checkpoint: bool = False) -> None:
+        """Record a worker's result; a baseline becomes the first incumbent; unneeded checkpoints go."""
+        self.ledger.finish_experiment(spec.exp_id, record)
         faults.point("experiment_finished")
         seeds = self.ledger.meta().get("seeds", [])
-        if seed not in seeds:
-            self.ledger.set_meta(seeds=sorted([*seeds, seed]))
-        if record.status is Status.OK and role == "baseline" and parent_sha is None:
-            self.history.keep(sha)  # the first scored baseline is the starting incumbent
+        if spec.seed not in seeds:
+            self.ledger.set_meta(seeds=sorted([*seeds, spec.seed]))
+        if record.status is Status.OK and role == "baseline" and self.history.incumbent() is None:
+            sha = self.ledger.get(spec.exp_id).commit_sha
+            if sha:
+                self.history.keep(sha)  # the first scored baseline is the starting incumbent
         if not keep_checkpoint:
-            self.drop_checkpoint_unless_incumbent(exp_id)
+            self.drop_checkpoint_unless_incumbent(spec.exp_id)
         write_results_tsv(self.ledger, self.run_dir / "results.tsv")
-        return exp_id, record
 
     def drop_checkpoint_unless_incumbent(self, exp_id: int) -> None:
         """Checkpoints are large on GPU presets; only the incumbent's is worth keeping."""
@@ -209,6 +213,8 @@ def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dic
     baseline_bpb = meta.get("baseline_mean", baseline.val_bpb if baseline else None)
     best_bpb = incumbent.get("val_bpb", best.val_bpb if best else None)
     running = [r for r in rows if r.status is Status.RUNNING]
+    elapsed_s = float(meta.get("elapsed_s", 0.0))
+    per_hour = experiments_per_hour(rows, elapsed_s)
     return {
         "run_dir": str(run_dir),
         "preset": meta.get("preset"),
@@ -227,6 +233,11 @@ def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dic
         "agent_updates": meta.get("agent_updates", 0),
         "elapsed_hours": round(float(meta.get("elapsed_s", 0.0)) / 3600, 4),
         "device_hours": round(sum(r.timings.total for r in rows) / 3600, 4),
+        "experiments_per_hour": None if per_hour is None else round(per_hour, 2),
+        "audit": audit(rows, float(meta.get("keep_margin") or 0.0)).to_json()
+        if any(r.proposal.get("audit") for r in candidates) else None,
+        "workers": [w.to_json() for w in worker_usage(rows, elapsed_s)],
+        "early_abort": abort_account(rows).to_json() if meta.get("early_abort") else None,
         "running": [{"id": r.id, "role": r.role, "description": r.description} for r in running],
         "stop_reason": meta.get("stop_reason"),
         "stop_rule": meta.get("stop_rule"),

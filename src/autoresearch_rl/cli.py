@@ -119,6 +119,20 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{summary['agent']} | updates {summary['agent_updates']}")
         print(f"iterations: {summary['iterations']} (kept {summary['kept']}) | {summary['elapsed_hours']:.2f} h elapsed, "
               f"{summary['device_hours']:.2f} device-hours")
+    if summary["experiments_per_hour"] is not None:
+        print(f"throughput: {summary['experiments_per_hour']:.1f} experiments/hour")
+    if summary["early_abort"] is not None:
+        from autoresearch_rl.selfeval.accounting import AbortAccount
+
+        a = summary["early_abort"]
+        print(AbortAccount(a["aborted"], a["shadow_runs"], a["shadow_would_abort"], a["false_aborts"],
+                           a["false_abort_upper"], a["saved_hours"]).line())
+    if summary["audit"] is not None:
+        from autoresearch_rl.selfeval.audit import AuditSummary
+
+        print(AuditSummary(**summary["audit"]).line())
+    for w in summary["workers"]:
+        print(f"  worker {w['worker']}: {w['experiments']} experiments, busy {100 * w['utilisation']:.0f}% | {w['devices']}")
     for r in summary["running"]:
         print(f"running: experiment {r['id']} ({r['role']}): {r['description']}")
     print(f"stopped: {summary['stop_reason']}" if summary["stop_reason"] else "stop reason: none (running or resumable)")
@@ -130,9 +144,14 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
     from autoresearch_rl.decision import KeepRule, NoiseConfig
     from autoresearch_rl.loop import LoopConfig
     from autoresearch_rl.oracle import OracleConfig
+    from autoresearch_rl.selfeval.abort import AbortConfig
 
     if args.max_iters is not None and args.max_iters < 0:
         raise UserError("--max-iters must be >= 0")
+    if not 0.0 <= args.abort_shadow <= 1.0:
+        raise UserError(f"--abort-shadow must be in [0, 1], not {args.abort_shadow}")
+    if not 0.0 <= args.audit_fraction < 1.0:
+        raise UserError(f"--audit-fraction must be in [0, 1), not {args.audit_fraction}")
     if args.calibration_seeds < 2:
         raise UserError("--calibration-seeds must be at least 2 (the noise is a standard deviation)")
     keep = default_keep_rule(args.agent)
@@ -143,7 +162,8 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
     seed = args.seed if recorded_seed is None else recorded_seed
     oracle = OracleConfig(max_iters=args.max_iters, max_hours=args.max_hours, max_device_hours=args.max_device_hours)
     return LoopConfig(seed=seed, noise=NoiseConfig(calibration_seeds=args.calibration_seeds), keep=keep, oracle=oracle,
-                      smoke_check=not args.no_smoke)
+                      smoke_check=not args.no_smoke, audit_fraction=args.audit_fraction,
+                      abort=None if args.no_early_abort else AbortConfig(shadow_probability=args.abort_shadow))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -177,7 +197,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"| agent {args.agent} | budget {campaign.preset.time_budget_s:.0f} s per experiment | "
                       f"keep rule {'strict' if config.keep.strict else f'> {config.keep.margin_sigmas:g} sigma'}")
         console.print(f"stop it cleanly with Ctrl-C or `touch {campaign.run_dir / 'STOP'}`; re-run this command to resume")
-        loop = ResearchLoop(campaign, proposer, config, base_source=base)
+        from autoresearch_rl.backends import make_backend
+
+        backend = make_backend(args.backend, campaign.executor, workers=args.workers, device=campaign.preset.device,
+                               ray_address=args.ray_address, cpus_per_worker=args.cpus_per_worker,
+                               gpus_per_worker=args.gpus_per_worker)
+        if backend.slots > 1 or args.backend != "local":
+            console.print(f"backend {args.backend} | {backend.slots} experiment(s) at once")
+        loop = ResearchLoop(campaign, proposer, config, base_source=base, backend=backend)
         display = LiveDisplay(console, campaign.run_dir, campaign.ledger, args.agent, campaign.preset.time_budget_s,
                               args.max_iters)
         loop.events = display
@@ -208,6 +235,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         test = "-" if h.test_bpb is None else f"{h.test_bpb:.4f}"
         print(f"{h.label} (experiment {h.exp_id}): val_bpb {val} | held-out test_bpb {test}" + (f" ({h.note})" if h.note else ""))
     for label, path in (("plot", report.progress_png), ("table", report.results_tsv), ("best diff", report.best_diff),
+                        ("workers", Path(args.run_dir) / "workers.md"), ("loss curves", Path(args.run_dir) / "curves.png"),
+                        ("self-evaluation", Path(args.run_dir) / "selfeval.md"),
                         ("operators", report.operators_md)):
         print(f"{label}: {path}")
     return 0
@@ -368,6 +397,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidate isolation (auto: bubblewrap if installed, see SECURITY.md)")
     p.add_argument("--no-import-fallback", action="store_true",
                    help="never let the evaluator import a candidate's code when torch.export fails (EVAL_FAILED instead)")
+    p.add_argument("--audit-fraction", type=float, default=0.1,
+                   help="share of proposals made by random search to audit a learning agent (default 0.1; 0: none)")
+    p.add_argument("--no-early-abort", action="store_true",
+                   help="let every candidate use its whole budget (default: stop those whose loss curve is doomed)")
+    p.add_argument("--abort-shadow", type=float, default=0.2,
+                   help="share of would-be-aborted runs finished anyway to measure false aborts (default 0.2)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="experiments at once: one per GPU on a GPU preset, a share of the cores on CPU (default 1)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: this machine; ray: one Ray task per experiment (pip install 'autoresearch-rl[ray]')")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-worker", type=float, default=None, help="ray: CPUs each experiment reserves (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=None,
+                   help="ray: GPUs each experiment reserves (default 1 on a GPU preset, else 0)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="write progress.png, results.tsv, best.diff and operators.md for a campaign")

@@ -38,7 +38,7 @@ class LiveDisplay:
         self.budget_s = budget_s
         self.max_iters = max_iters
         self.rows: deque[tuple[ExperimentRow, str]] = deque(maxlen=LAST_ROWS)
-        self.current: tuple[int, str, str, float] | None = None  # id, role, description, started
+        self.current: dict[int, tuple[str, str, float]] = {}  # running experiments: id -> role, description, started
         self.started = time.time()
         self.interactive = console.is_terminal
         self._live: Live | None = None
@@ -64,13 +64,13 @@ class LiveDisplay:
     # ---- LoopEvents --------------------------------------------------------------------------
 
     def experiment_started(self, exp_id: int, role: str, description: str) -> None:
-        self.current = (exp_id, role, description, time.time())
+        self.current[exp_id] = (role, description, time.time())
         if not self.interactive:
             self.console.print(f"[{exp_id:>4}] {role}: {description} ...")
 
     def experiment_finished(self, row: ExperimentRow, verdict: str) -> None:
         self.rows.append((row, verdict))
-        self.current = None
+        self.current.pop(row.id, None)
         if not self.interactive:
             score = _fmt(row.val_bpb)
             reward = "" if row.reward is None else f" reward {row.reward:+.2f}"
@@ -109,8 +109,7 @@ class LiveDisplay:
             f" | max iterations {self.max_iters}" if self.max_iters else "",
         )
         parts: list = [header]
-        if self.current is not None:
-            exp_id, role, description, started = self.current
+        for exp_id, (role, description, started) in sorted(self.current.items()):
             parts.append(Text(f"now: [{exp_id}] {role}: {description} ({time.time() - started:.0f} s) - "
                               f"{self._training_line(exp_id)}"))
         table = Table(title=f"last experiments ({iterations} candidate(s) this session)", title_justify="left")

@@ -30,6 +30,7 @@ class Status(str, enum.Enum):
     INTEGRITY_FAILED = "INTEGRITY_FAILED"  # evaluator: frozen files changed; refused to score
     EVAL_FAILED = "EVAL_FAILED"  # evaluator could not load or run the checkpoint
     INTERRUPTED = "INTERRUPTED"  # the controller stopped while it was running
+    ABORTED = "ABORTED"  # stopped early: its loss curve predicted it would not beat the incumbent (selfeval/abort.py)
 
     @property
     def scored(self) -> bool:
@@ -38,8 +39,12 @@ class Status(str, enum.Enum):
 
     @property
     def failed(self) -> bool:
-        """True for outcomes that the reward treats as a failure (penalised)."""
-        return self not in (Status.OK, Status.KEPT, Status.DISCARDED, Status.RUNNING, Status.INTERRUPTED)
+        """True for outcomes that the reward treats as a failure (penalised).
+
+        ABORTED is not: the run was healthy and stopped on a prediction; its reward comes from that.
+        """
+        return self not in (Status.OK, Status.KEPT, Status.DISCARDED, Status.RUNNING, Status.INTERRUPTED,
+                            Status.ABORTED)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,17 @@ a candidate that ran but was not decided is decided now (the decision is a pure 
 rows), the incumbent in git is reconciled with the ledger's, and the proposer is restored from its
 last checkpoint plus the transitions recorded after it.
 
+Experiments run through a backend (`backends/`): inline (one at a time, in this thread), N local
+slots, or Ray tasks. The loop is a scheduler: while a slot is free it starts the most urgent job
+(a calibration run, a confirmation, the re-run of an interrupted candidate, else a new proposal),
+then handles results as they arrive. With one slot this is exactly the synchronous loop. With N,
+the agent proposes while others run; each proposal records the policy version and log-probability
+it was sampled with, so PPO's importance ratio is against the policy that really acted.
+
+Keep rule under concurrency: a candidate is *rewarded* against the incumbent it was derived from
+(what its edit did), and *kept* only if it beats the *current* incumbent by the margin (so the
+incumbent's score only ever improves, whatever order results arrive in).
+
 Roles in the ledger: `calibration` (the unmodified base train.py with distinct seeds: the noise
 sigma and the starting incumbent), `candidate` (one iteration: one proposal), `confirmation` (a
 re-run of a candidate's train.py with another seed, when its apparent win was small).
@@ -15,23 +26,32 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from autoresearch_rl import faults
+from autoresearch_rl.agent.baselines import RandomProposer
 from autoresearch_rl.agent.protocol import Learner, Proposal, Proposer, SearchState, Transition
 from autoresearch_rl.agent.tpe import apply_params
+from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
+from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign, source_hash
 from autoresearch_rl.decision import KeepRule, NoiseConfig, RewardConfig, Verdict, judge, noise_sigma, reward
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.ledger import ExperimentRow
+from autoresearch_rl.selfeval.abort import AbortConfig, AbortSpec
+from autoresearch_rl.selfeval.accounting import abort_outcomes
+from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit
+from autoresearch_rl.selfeval.calibration import AbortCalibrator
 from autoresearch_rl.oracle import CampaignProgress, OracleConfig, StopDecision, TerminationOracle, user_interrupt
 from autoresearch_rl.target.edits import EditError, unified_diff
 from autoresearch_rl.target.space import ActionSpace
@@ -42,6 +62,8 @@ AGENT_DIR = "agent"  # the meta-learner's own place in the run directory
 CHECKPOINT_NAME = "checkpoint.pt"
 STOP_FILE = "STOP"
 MAX_CALIBRATION_ATTEMPTS_FACTOR = 2  # calibration gives up after 2x the requested runs fail
+MAX_WORKER_LOSSES = 3  # a candidate whose worker died this often is abandoned (it may be what kills them)
+WAIT_POLL_S = 1.0  # how often a waiting controller looks at the STOP file and the clock
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,8 @@ class LoopConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
     smoke_check: bool = True  # validate each candidate with one tiny step before spending its budget
+    audit_fraction: float = 0.0  # share of proposals made by uniform random search to audit a learning agent
+    abort: AbortConfig | None = None  # early abort of candidates whose loss curve is doomed; None: every run finishes
 
 
 class LoopEvents(Protocol):
@@ -107,13 +131,15 @@ class ResearchLoop:
     """Runs one campaign with one proposer until the termination oracle (or the user) stops it."""
 
     def __init__(self, campaign: Campaign, proposer: Proposer, config: LoopConfig = LoopConfig(),
-                 events: LoopEvents | None = None, base_source: str | None = None) -> None:
+                 events: LoopEvents | None = None, base_source: str | None = None,
+                 backend: Backend | None = None) -> None:
         self.campaign = campaign
         self.ledger = campaign.ledger
         self.history = campaign.history
         self.proposer = proposer
         self.config = config
         self.events = events or _SilentEvents()
+        self.backend: Backend = backend or InlineBackend(campaign.get_executor())
         self.oracle = TerminationOracle.from_config(config.oracle, stop_file=campaign.run_dir / STOP_FILE)
         self._requested_base = base_source
         self._session_started = time.time()
@@ -122,6 +148,12 @@ class ResearchLoop:
         self._saved_updates = -1
         self.base_source = ""
         self.space: ActionSpace | None = None
+        self._jobs: dict[int, _Job] = {}  # experiments in flight, by id
+        self._confirm: deque[int] = deque()  # candidates waiting for a confirmation run
+        self._retry: deque[int] = deque()  # interrupted candidates waiting to be re-run
+        self._calibration_attempts = 0
+        self._auditor = RandomProposer(seed=derive_seed(config.seed, "audit"))
+        self.audit_fraction = config.audit_fraction
 
     # ---- paths and small facts ---------------------------------------------------------------
 
@@ -139,37 +171,139 @@ class ResearchLoop:
     def elapsed_s(self) -> float:
         return self._elapsed_before + (time.time() - self._session_started)
 
+    @property
+    def calibrated(self) -> bool:
+        return self.space is not None and "noise_sigma" in self.ledger.meta()
+
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self) -> StopDecision:
-        """Calibrate if needed, resume what was left, then iterate until a stop rule fires or Ctrl-C."""
+        """Calibrate if needed, resume what was left, then schedule experiments until a stop rule fires or Ctrl-C."""
         meta = self.ledger.meta()
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
         self._check_agent(meta)
-        self.ledger.set_meta(stop_reason=None, stop_rule=None)
+        aborting = self.config.abort is not None and self.config.abort.enabled
+        self.ledger.set_meta(stop_reason=None, stop_rule=None, early_abort=bool(meta.get("early_abort")) or aborting)
         try:
             if n := self.campaign.recover():
                 log.warning("marked %d experiment(s) left running by a stopped controller as INTERRUPTED", n)
-            self._calibrate()
-            self._reconcile_incumbent()
-            self._restore_proposer()
-            self._resume_pending()
-            while True:
-                decision = self.oracle.check(self.progress())
-                if decision is not None:
-                    break
-                self.iterate()
+            self._load_base()
+            if self.calibrated:
+                self._resume()
+            else:
+                self._after_calibration_run()  # runs a killed controller finished but did not account for
+            decision = self._schedule()
         except KeyboardInterrupt:
+            self._abandon_in_flight("the controller was stopped while it ran; it was not scored")
             decision = user_interrupt(self.progress())
             self._record_stop(decision)
             raise
+        except BaseException:
+            self._abandon_in_flight("the controller failed while it ran; it was not scored")
+            raise
+        finally:
+            self.backend.shutdown()
         self._record_stop(decision)
         return decision
 
+    def _abandon_in_flight(self, reason: str) -> None:
+        self.backend.shutdown(cancel=True)
+        self.ledger.mark_interrupted(reason)
+        self._jobs.clear()
+
+    def _schedule(self) -> StopDecision:
+        """Fill free slots with the most urgent jobs; handle results as they come; stop when told and drained."""
+        stopping: StopDecision | None = None
+        while True:
+            if stopping is None and self.calibrated and not self._confirm and not self._retry:
+                stopping = self.oracle.check(self.progress())
+                if stopping is not None and self._jobs:
+                    log.info("stopping (%s); waiting for %d experiment(s) in flight", stopping.reason, len(self._jobs))
+            while self.backend.free_slots() > 0:
+                spec = self._next_job(allow_new=stopping is None)
+                if spec is None:
+                    break
+                self.backend.submit(spec)
+            if not self._jobs:
+                if stopping is not None:
+                    return stopping
+                if self.calibrated and not self._confirm and not self._retry:
+                    continue  # nothing running and nothing queued: the next pass asks the oracle again
+                raise RuntimeError("the scheduler has nothing to run and nothing running")  # a bug, not a user error
+            for result in self.backend.wait(timeout=WAIT_POLL_S):
+                self._on_result(result)
+
+    def _next_job(self, allow_new: bool) -> JobSpec | None:
+        """The most urgent job: calibration, then confirmations, then re-runs, then (if allowed) a new proposal."""
+        if not self.calibrated:
+            return self._calibration_job()
+        while self._confirm:
+            spec = self._confirmation_job(self._confirm.popleft())
+            if spec is not None:
+                return spec
+        if self._retry:
+            return self._retry_job(self._retry.popleft())
+        if allow_new:
+            return self._proposal_job()
+        return None
+
+    def _start(self, role: str, source: str, description: str, **kw: Any) -> JobSpec:
+        spec = self.campaign.start(source, role=role, description=description, **kw)
+        self._jobs[spec.exp_id] = _Job(role=role, proposal=kw.get("proposal"))
+        self.events.experiment_started(spec.exp_id, role, description)
+        return spec
+
+    def _on_result(self, result: JobResult) -> None:
+        """Record a finished job, then act on it according to its role."""
+        exp_id = result.spec.exp_id
+        job = self._jobs.pop(exp_id)
+        if result.record is None:  # the worker died (killed process, lost node): the experiment is re-run
+            log.warning("experiment %d: worker %s lost (%s); it will be re-run", exp_id, result.worker, result.lost)
+            self.ledger.finish_experiment(exp_id, ExperimentRecord(status=Status.INTERRUPTED, seed=result.spec.seed,
+                                                                   error=f"worker lost: {result.lost}"))
+            if job.role == "candidate" and self._worker_losses(exp_id) < MAX_WORKER_LOSSES:
+                self._retry.append(exp_id)
+            elif job.role == "confirmation":
+                self._decide(self.ledger.get(exp_id).parent_id or 0)
+            return
+        record = result.record
+        extra: dict[str, Any] = {}
+        if result.worker != "inline":
+            extra.update(worker=result.worker, device=result.device)
+        if isinstance(result.spec.abort, AbortSpec) and result.spec.abort.shadow:
+            extra["abort_shadow"] = True  # never killed: what it really scored calibrates the abort rule
+        if record.status is Status.ABORTED:
+            extra["reward_from_prediction"] = True  # no val_bpb: the agent learns from the predicted one
+        if extra:
+            record = replace(record, summary={**record.summary, **extra})
+        faults.point("experiment_ran")
+        self.campaign.finish(result.spec, record, role=job.role, keep_checkpoint=True)
+        if job.role == "calibration":
+            self.events.experiment_finished(self.ledger.get(exp_id), job.role)
+            self._after_calibration_run()
+        elif job.role == "confirmation":
+            self.events.experiment_finished(self.ledger.get(exp_id), job.role)
+            parent = self.ledger.get(exp_id).parent_id
+            if parent is not None:
+                self._decide(parent)
+        else:
+            self._decide(exp_id)
+
+    def _worker_losses(self, exp_id: int) -> int:
+        """How many runs of this candidate (it and the retries before it) ended with a lost worker."""
+        losses = 0
+        row: ExperimentRow | None = self.ledger.get(exp_id)
+        while row is not None:
+            losses += row.error.startswith("worker lost")
+            row = self.ledger.get(row.retry_of) if row.retry_of is not None else None
+        return losses
+
     def _check_agent(self, meta: dict[str, Any]) -> None:
         recorded = meta.get("agent")
+        self.audit_fraction = float(meta.get("audit_fraction", self.config.audit_fraction))  # fixed at the start
         if recorded is None:
-            self.ledger.set_meta(agent=self.proposer.name, campaign_seed=self.config.seed)
+            self.ledger.set_meta(agent=self.proposer.name, campaign_seed=self.config.seed,
+                                 audit_fraction=self.audit_fraction)
         elif recorded != self.proposer.name:
             raise UserError(f"campaign {self.campaign.run_dir} was run by agent {recorded!r}, not {self.proposer.name!r}; "
                             f"pass --agent {recorded} to resume it or use another --run-dir")
@@ -181,31 +315,49 @@ class ResearchLoop:
 
     # ---- calibration -------------------------------------------------------------------------
 
-    def _calibrate(self) -> None:
-        """Run the base train.py with `calibration_seeds` seeds; their spread is the noise sigma."""
+    def _load_base(self) -> None:
+        """The campaign's base train.py and action space (fails early on a bad # search: annotation)."""
         meta = self.ledger.meta()
         if "noise_sigma" in meta:
             self.base_source = self.history.source_at(meta["base_commit"])
-            self.space = ActionSpace.for_source(self.base_source)
-            return
-        base = resolve_base_source(self.campaign, self._requested_base)
-        self.base_source = base
-        self.space = ActionSpace.for_source(base)  # fails early on a bad # search: annotation
+        else:
+            self.base_source = resolve_base_source(self.campaign, self._requested_base)
+        self.space = ActionSpace.for_source(self.base_source)
+
+    def _calibration_job(self) -> JobSpec | None:
+        """Another run of the base train.py while fewer than `calibration_seeds` are scored or running."""
         wanted = self.config.noise.calibration_seeds
-        attempts = 0
-        while True:
-            rows = [r for r in self.ledger.experiments() if r.role == "calibration"]
-            scored = [r for r in rows if r.status.scored]
-            if len(scored) >= wanted:
-                break
-            failed = [r for r in rows if r.status.failed]
-            if len(failed) >= wanted * MAX_CALIBRATION_ATTEMPTS_FACTOR or attempts > 4 * wanted:
-                last = failed[-1] if failed else rows[-1]
-                raise UserError(f"the base train.py does not run ({last.status.value}: {last.error or 'see ' + last.log_path}); "
-                                "fix it, check it with `arl baseline`, then resume")
-            self._run("calibration", base, f"calibration {len(scored) + 1}/{wanted}: base train.py", parent_id=None,
-                      seed=self.run_seed("calibration", sum(r.status is not Status.INTERRUPTED for r in rows)))
-            attempts += 1
+        rows = [r for r in self.ledger.experiments() if r.role == "calibration"]
+        scored = [r for r in rows if r.status.scored]
+        running = [r for r in rows if r.status is Status.RUNNING]
+        failed = [r for r in rows if r.status.failed]
+        if len(scored) + len(running) >= wanted:
+            return None
+        if len(failed) >= wanted * MAX_CALIBRATION_ATTEMPTS_FACTOR or self._calibration_attempts > 4 * wanted:
+            if running:
+                return None  # let the runs in flight finish; the last one to fail raises
+            last = failed[-1] if failed else rows[-1]
+            raise UserError(f"the base train.py does not run ({last.status.value}: {last.error or 'see ' + last.log_path}); "
+                            "fix it, check it with `arl baseline`, then resume")
+        self._calibration_attempts += 1
+        return self._start("calibration", self.base_source, f"calibration {len(scored) + len(running) + 1}/{wanted}: base train.py",
+                           parent_id=None, seed=self.run_seed("calibration", self._next_calibration_index(rows)))
+
+    def _next_calibration_index(self, rows: list[ExperimentRow]) -> int:
+        """The lowest calibration index whose seed no live run has: an interrupted run's seed is run again."""
+        taken = {r.seed for r in rows if r.status is not Status.INTERRUPTED}
+        index = 0
+        while self.run_seed("calibration", index) in taken:
+            index += 1
+        return index
+
+    def _after_calibration_run(self) -> None:
+        """When `calibration_seeds` runs are scored: their spread is the noise sigma, their mean the first incumbent."""
+        wanted = self.config.noise.calibration_seeds
+        rows = [r for r in self.ledger.experiments() if r.role == "calibration"]
+        scored = [r for r in rows if r.status.scored]
+        if len(scored) < wanted:
+            return  # more runs to come (or, if too many failed, the next _calibration_job says so)
         scores = [r.val_bpb for r in scored[:wanted] if r.val_bpb is not None]
         sigma = noise_sigma(scores, self.config.noise)
         first = scored[0]
@@ -216,6 +368,13 @@ class ResearchLoop:
         for r in (r for r in rows if r.id != first.id):
             self.campaign.drop_checkpoint_unless_incumbent(r.id)
         log.info("calibrated: baseline %.4f, sigma %.4f over %d seeds", incumbent.val_bpb, sigma, len(scores))
+        self._resume()
+
+    def _resume(self) -> None:
+        """After calibration (now or in an earlier session): repair git, restore the agent, queue what was left."""
+        self._reconcile_incumbent()
+        self._restore_proposer()
+        self._resume_pending()
 
     # ---- incumbent -----------------------------------------------------------------------------
 
@@ -263,11 +422,30 @@ class ResearchLoop:
         inc = self.incumbent()
         source = self.history.source_at(inc.sha)
         meta = self.ledger.meta()
-        history = tuple(self.transitions())
+        rows = self.ledger.experiments()
+        history = tuple(self.transitions(rows))
+        proposals = sum(r.role == "candidate" and r.retry_of is None for r in rows)
         return SearchState(incumbent_source=source, incumbent_hash=inc.source_hash, incumbent_val_bpb=inc.val_bpb,
-                           base_source=self.base_source, space=self.space, mask=tuple(self.space.mask(source)),
+                           base_source=self.base_source, space=self.space, mask=self._mask(source, inc.source_hash),
                            history=history, noise_sigma=float(meta["noise_sigma"]),
-                           budget_used=self._budget_used(len(history)))
+                           budget_used=self._budget_used(len(history)), proposal_index=proposals)
+
+    def _mask(self, source: str, incumbent_hash: str) -> tuple[bool, ...]:
+        """Applicable actions, less those already running on this incumbent (a duplicate would only repeat it)."""
+        assert self.space is not None
+        mask = list(self.space.mask(source))
+        running = []
+        for job in self._jobs.values():
+            p = job.proposal
+            if job.role == "candidate" and p and p.get("parent_hash") == incumbent_hash and p.get("params") is None:
+                try:
+                    running.append(self.space.index(p["operator"], p["arg"]))
+                except ValueError:
+                    continue
+        if any(ok and i not in running for i, ok in enumerate(mask)):
+            for i in running:
+                mask[i] = False
+        return tuple(mask)
 
     def _budget_used(self, iterations: int) -> float:
         o = self.config.oracle
@@ -287,14 +465,15 @@ class ResearchLoop:
     def progress(self) -> CampaignProgress:
         rows = self.ledger.experiments()
         transitions = self.transitions(rows)
+        proposals = sum(r.role == "candidate" and r.retry_of is None for r in rows)  # decided or in flight
         margin = float(self.ledger.meta().get("keep_margin", 0.0))
         improvements = tuple(t.iteration + 1 for t in transitions
                              if t.kept and t.val_bpb is not None and t.incumbent_val_bpb - t.val_bpb > margin)
         entropy = getattr(self.proposer, "last_entropy_ratio", None)
         floor = getattr(self.proposer, "entropy_floor_ratio", None)
-        return CampaignProgress(iterations=len(transitions), elapsed_hours=self.elapsed_s() / 3600,
+        return CampaignProgress(iterations=max(len(transitions), proposals), elapsed_hours=self.elapsed_s() / 3600,
                                 device_hours=self._device_hours(rows), improvement_iterations=improvements,
-                                entropy_ratio=entropy, entropy_floor_ratio=floor)
+                                entropy_ratio=entropy, entropy_floor_ratio=floor, audit=self.audit_summary(rows))
 
     # ---- the proposer's memory -------------------------------------------------------------------
 
@@ -342,78 +521,131 @@ class ResearchLoop:
         self._saved_updates = self.proposer.updates
         self.ledger.set_meta(agent_updates=self.proposer.updates)
 
-    # ---- one iteration ---------------------------------------------------------------------------
+    # ---- early abort -------------------------------------------------------------------------------
 
-    def iterate(self) -> None:
-        """Propose one candidate, run it, decide, and let the proposer learn from it."""
+    def abort_calibrator(self, rows: list[ExperimentRow] | None = None) -> AbortCalibrator | None:
+        """The false-abort record so far: shadow runs (never killed) and whether they were kept in the end."""
+        if self.config.abort is None:
+            return None
+        rows = self.ledger.experiments() if rows is None else rows
+        return AbortCalibrator.from_config(self.config.abort, abort_outcomes(rows))
+
+    def _abort_spec(self, seed: int) -> AbortSpec | None:
+        """How the worker judges this run against the incumbent's loss curve (None: nothing to judge against)."""
+        config = self.config.abort
+        if config is None or not config.enabled:
+            return None
+        inc = self.incumbent()
+        row = self.ledger.get(inc.exp_id)
+        curve, final = row.summary.get("curve"), row.summary.get("final_train_loss")
+        if not curve or not isinstance(final, (int, float)) or not math.isfinite(final):
+            return None  # an executor without curves (the synthetic landscape), or an old campaign
+        rows = self.ledger.experiments()
+        calibrator = self.abort_calibrator(rows)
+        assert calibrator is not None
+        return config.spec(incumbent_curve=curve, incumbent_final_loss=float(final), incumbent_val_bpb=inc.val_bpb,
+                           margin=float(self.ledger.meta()["keep_margin"]), budget_s=self.campaign.preset.time_budget_s,
+                           threshold=calibrator.threshold(config.z), shadow=calibrator.should_shadow(seed))
+
+    # ---- the self-audit ----------------------------------------------------------------------------
+
+    def _audits(self) -> bool:
+        """Only a learning agent is audited (random search audited against itself would be waste)."""
+        return self.audit_fraction > 0 and isinstance(self.proposer, Learner)
+
+    def audit_summary(self, rows: list[ExperimentRow] | None = None) -> AuditSummary | None:
+        """The agent's improvement rate against the interleaved random proposals', on this campaign."""
+        if not self._audits():
+            return None
+        rows = self.ledger.experiments() if rows is None else rows
+        return audit(rows, float(self.ledger.meta().get("keep_margin", 0.0)))
+
+    # ---- jobs ------------------------------------------------------------------------------------
+
+    def _proposal_job(self) -> JobSpec:
+        """Ask the proposer for the next candidate and start it."""
         state = self.state()
-        proposal = self.proposer.propose(state)
+        audited = self._audits() and is_audit(self.config.seed, state.iteration, self.audit_fraction)
+        proposal = (self._auditor if audited else self.proposer).propose(state)
         faults.point("proposed")
         self._save_checkpoint()
         payload = {"operator": proposal.operator, "arg": proposal.arg, "kind": proposal.kind, "info": proposal.info,
                    "params": proposal.params, "parent_hash": state.incumbent_hash,
                    "incumbent_val_bpb": state.incumbent_val_bpb, "iteration": state.iteration}
-        self._run_candidate(state.incumbent_source, payload, retry_of=None)
+        if audited:
+            payload["audit"] = True
+        inc = self.incumbent()
+        return self._candidate_job(state.incumbent_source, inc.exp_id, payload, retry_of=None)
 
-    def _materialise(self, incumbent_source: str, payload: dict[str, Any]) -> tuple[str, str]:
+    def _retry_job(self, interrupted_id: int) -> JobSpec:
+        """The same proposal against the same parent, with the same seed: the run that was interrupted."""
+        row = self.ledger.get(interrupted_id)
+        parent = self.ledger.get(row.parent_id) if row.parent_id is not None else None
+        parent_source = self.history.source_at(parent.commit_sha) if parent and parent.commit_sha else self.base_source
+        log.warning("re-running experiment %d, interrupted before it was scored", row.id)
+        return self._candidate_job(parent_source, row.parent_id, row.proposal, retry_of=row.id)
+
+    def _materialise(self, parent_source: str, payload: dict[str, Any]) -> tuple[str, str]:
         """The candidate train.py and its one-line description."""
         assert self.space is not None
         if payload.get("params") is not None:
             return apply_params(self.base_source, payload["params"])
         index = self.space.index(payload["operator"], payload["arg"])
-        edit = self.space.apply(index, incumbent_source)
+        edit = self.space.apply(index, parent_source)
         return edit.after, edit.description
 
-    def _run_candidate(self, incumbent_source: str, payload: dict[str, Any], retry_of: int | None) -> None:
-        inc = self.incumbent()
+    def _candidate_job(self, parent_source: str, parent_id: int | None, payload: dict[str, Any],
+                       retry_of: int | None) -> JobSpec:
         rejected = ""
         try:
-            source, description = self._materialise(incumbent_source, payload)
+            source, description = self._materialise(parent_source, payload)
         except EditError as exc:  # a proposer asked for a masked action: recorded and penalised, not fatal
-            source, description = incumbent_source, f"{payload['operator']} {payload['arg']} (not applicable)"
+            source, description = parent_source, f"{payload['operator']} {payload['arg']} (not applicable)"
             rejected = str(exc)
-        exp_id = self._run("candidate", source, description, parent_id=inc.exp_id, proposal=payload, retry_of=retry_of,
-                           seed=self.run_seed("candidate", payload["iteration"]),
-                           validate=self.config.smoke_check, rejected=rejected,
-                           diff=unified_diff(incumbent_source, source))
-        self._decide(exp_id)
+        seed = self.run_seed("candidate", payload["iteration"])
+        return self._start("candidate", source, description, parent_id=parent_id, proposal=payload, retry_of=retry_of,
+                           seed=seed, validate=self.config.smoke_check, rejected=rejected,
+                           diff=unified_diff(parent_source, source), abort=self._abort_spec(seed))
 
-    def _run(self, role: str, source: str, description: str, *, parent_id: int | None, seed: int, **kw: Any) -> int:
-        self.events.experiment_started(len(self.ledger.experiments()) + 1, role, description)
-        exp_id, _ = self.campaign.run(source, role=role, description=description, seed=seed,
-                                      parent_id=parent_id, keep_checkpoint=True, **kw)
-        if role != "candidate":
-            self.events.experiment_finished(self.ledger.get(exp_id), role)
-        return exp_id
+    def _confirmation_job(self, exp_id: int) -> JobSpec | None:
+        row = self.ledger.get(exp_id)
+        if row.decided:
+            return None
+        return self._start("confirmation", self.history.source_at(row.commit_sha),
+                           f"confirmation of experiment {exp_id}: {row.description}", parent_id=exp_id,
+                           seed=self.run_seed("confirmation", row.proposal.get("iteration", exp_id)))
 
     # ---- decisions -------------------------------------------------------------------------------
 
     def _decide(self, exp_id: int) -> None:
-        """Keep, discard or confirm a finished candidate; record the verdict and tell the proposer."""
+        """Keep, discard or ask for a confirmation of a finished candidate; record the verdict; tell the proposer."""
         row = self.ledger.get(exp_id)
+        if row.reward is not None or row.status in (Status.RUNNING, Status.INTERRUPTED):
+            return  # decided already, or nothing to decide
         inc = self.incumbent()
         sigma = float(self.ledger.meta()["noise_sigma"])
+        parent_val = float(row.proposal.get("incumbent_val_bpb", inc.val_bpb))
         kept = False
+        predicted = row.summary.get("predicted_val_bpb") if row.status is Status.ABORTED else None
         if row.status.failed or row.val_bpb is None:
             status, score = row.status, None
         else:
-            runs = [row.val_bpb] + self._confirmations(exp_id)
+            confirmations = [r for r in self.ledger.experiments() if r.role == "confirmation" and r.parent_id == exp_id]
+            runs = [row.val_bpb] + [r.val_bpb for r in confirmations if r.status.scored and r.val_bpb is not None]
             verdict = judge(inc.val_bpb, runs, sigma, self.config.keep)
             if verdict is Verdict.CONFIRM:
-                attempt = sum(r.role == "confirmation" and r.parent_id == exp_id for r in self.ledger.experiments())
-                confirmation = self._run("confirmation", self.history.source_at(row.commit_sha),
-                                         f"confirmation of experiment {exp_id}: {row.description}", parent_id=exp_id,
-                                         seed=self.run_seed("confirmation", row.proposal.get("iteration", exp_id)))
-                crow = self.ledger.get(confirmation)
-                if crow.val_bpb is None or not crow.status.scored:
-                    verdict = Verdict.DISCARD  # it does not reproduce under another seed
-                else:
-                    runs.append(crow.val_bpb)
-                    verdict = judge(inc.val_bpb, runs, sigma, self.config.keep)
+                if any(r.status is Status.RUNNING for r in confirmations) or exp_id in self._confirm:
+                    return
+                if not any(r.status.scored or r.status.failed for r in confirmations):
+                    self._confirm.append(exp_id)  # a small win: run it again with another seed before believing it
+                    return
+                verdict = Verdict.DISCARD  # its confirmation did not even run: it does not reproduce
             score = statistics.fmean(runs)
             kept = verdict is Verdict.KEEP
             status = Status.KEPT if kept else Status.DISCARDED
-        r = reward(inc.val_bpb, score, sigma, self.config.reward)
+        r = reward(parent_val, score, sigma, self.config.reward)
+        if isinstance(predicted, (int, float)) and math.isfinite(predicted):
+            r = reward(parent_val, float(predicted), sigma, self.config.reward)  # flagged: summary has abort_reason
         meta: dict[str, Any] = {"elapsed_s": self.elapsed_s()}
         if kept:
             assert score is not None
@@ -436,23 +668,24 @@ class ResearchLoop:
         self._observed_through = max(self._observed_through, exp_id)
         self.events.experiment_finished(decided, status.value)
 
-    def _confirmations(self, exp_id: int) -> list[float]:
-        return [r.val_bpb for r in self.ledger.experiments()
-                if r.role == "confirmation" and r.parent_id == exp_id and r.status.scored and r.val_bpb is not None]
-
     def _resume_pending(self) -> None:
-        """Decide candidates that ran but were not decided; re-run candidates that were interrupted."""
+        """Decide candidates that ran but were not decided; queue re-runs of candidates that were interrupted."""
         rows = self.ledger.experiments()
         retried = {r.retry_of for r in rows if r.retry_of is not None}
         for row in rows:
             if row.role != "candidate":
                 continue
-            if row.status is Status.OK:
+            if row.reward is None and row.status not in (Status.RUNNING, Status.INTERRUPTED):
                 log.warning("deciding experiment %d, which finished before the controller stopped", row.id)
                 self._decide(row.id)
-            elif row.status is Status.INTERRUPTED and row.id not in retried:
-                current = self.incumbent()
-                if row.proposal.get("parent_hash") != current.source_hash:
-                    continue  # proposed against an older incumbent; its retry would be another experiment
-                log.warning("re-running experiment %d, interrupted before it was scored", row.id)
-                self._run_candidate(self.history.source_at(current.sha), row.proposal, retry_of=row.id)
+            elif (row.status is Status.INTERRUPTED and row.id not in retried and row.id not in self._retry
+                  and self._worker_losses(row.id) < MAX_WORKER_LOSSES):
+                self._retry.append(row.id)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What the controller remembers about an experiment in flight."""
+
+    role: str
+    proposal: dict[str, Any] | None = None

@@ -33,6 +33,9 @@ import matplotlib.ticker  # noqa: E402
 from autoresearch_rl.experiment import Status  # noqa: E402
 from autoresearch_rl.ledger import CandidateHistory, ExperimentRow, Ledger, write_results_tsv  # noqa: E402
 from autoresearch_rl.target.edits import unified_diff  # noqa: E402
+from autoresearch_rl.selfeval.accounting import abort_account  # noqa: E402
+from autoresearch_rl.selfeval.audit import audit  # noqa: E402
+from autoresearch_rl.usage import SINGLE_WORKER, experiments_per_hour, worker_usage  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,71 @@ def _operators_markdown(stats: list[OperatorStats]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def workers_markdown(rows: list[ExperimentRow], elapsed_s: float) -> str:
+    """Throughput, each worker's busy fraction, and the device every experiment ran on (shared ones marked)."""
+    per_hour = experiments_per_hour(rows, elapsed_s)
+    lines = [f"experiments per hour: {'-' if per_hour is None else f'{per_hour:.1f}'} "
+             f"(over {elapsed_s / 3600:.2f} h of wall clock)", "",
+             "| worker | experiments | busy hours | utilisation | devices |", "|---|---|---|---|---|"]
+    for w in worker_usage(rows, elapsed_s):
+        lines.append(f"| {w.worker} | {w.experiments} | {w.busy_hours:.3f} | {100 * w.utilisation:.0f}% | {w.devices} |")
+    lines += ["", "| id | role | status | worker | device | seconds |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.finished_at is None:
+            continue
+        lines.append(f"| {r.id} | {r.role} | {r.status.value} | {r.summary.get('worker', SINGLE_WORKER)} | "
+                     f"{r.summary.get('device', '-')} | {r.finished_at - r.created_at:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(rows: list[ExperimentRow], meta: dict[str, Any], path: Path) -> None:
+    """Training-loss curves of kept, discarded and aborted candidates against the incumbent's; saved time in the title."""
+    styles = {Status.KEPT: ("#1f9d55", 1.2, "kept"), Status.DISCARDED: ("#9aa5b1", 0.6, "discarded"),
+              Status.ABORTED: ("#de751f", 0.9, "aborted early")}
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=120)
+    labelled: set[str] = set()
+    finals = []
+    for r in rows:
+        style = styles.get(r.status) if r.role == "candidate" else None
+        curve = r.summary.get("curve")
+        if style is None or not curve:
+            continue
+        color, width, label = style
+        t, loss = zip(*curve)
+        ax.plot(t, loss, color=color, linewidth=width, alpha=0.8, label=None if label in labelled else label)
+        labelled.add(label)
+        finals.append(loss[-1])
+    incumbent = (meta.get("incumbent") or {}).get("exp_id")
+    by_id = {r.id: r for r in rows}
+    if incumbent in by_id and by_id[incumbent].summary.get("curve"):
+        t, loss = zip(*by_id[incumbent].summary["curve"])
+        ax.plot(t, loss, color="black", linewidth=2.2, label=f"incumbent (experiment {incumbent})")
+        finals.append(loss[-1])
+    if finals:  # diverging runs would flatten the rest
+        ax.set_ylim(min(finals) * 0.95, max(finals) * 1.6)
+    account = abort_account(rows)
+    ax.set_title(f"training loss: {account.aborted} aborted early, {account.saved_hours * 60:.1f} device-minutes saved; "
+                 f"false aborts {account.false_aborts}/{account.shadow_would_abort} shadow runs", fontsize=10)
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("train loss (nats/token)")
+    ax.grid(alpha=0.3)
+    if labelled or finals:
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def selfeval_markdown(rows: list[ExperimentRow], meta: dict[str, Any]) -> str:
+    """The agent's self-audit against random proposals, and what early abort cost and saved."""
+    lines = ["# self-evaluation", "", abort_account(rows).line()]
+    if any(r.proposal.get("audit") for r in rows if r.role == "candidate"):
+        lines.append(audit(rows, float(meta.get("keep_margin") or 0.0)).line())
+    else:
+        lines.append("audit: none (no random audit proposals in this campaign)")
+    return "\n".join(lines) + "\n"
+
+
 def plot_progress(rows: list[ExperimentRow], meta: dict[str, Any], path: Path) -> None:
     """Every candidate as a dot against its iteration, kept ones highlighted, the incumbent as a step line."""
     candidates = [r for r in rows if r.role == "candidate" and r.reward is not None]
@@ -117,7 +185,12 @@ def plot_progress(rows: list[ExperimentRow], meta: dict[str, Any], path: Path) -
     discarded = [(x, v) for x, v in scored if rows_at[x].id not in kept_ids and v <= top + pad]
     off_scale = [x for x, v in scored if v > top + pad]
     kept = [(x, v) for x, v in scored if rows_at[x].id in kept_ids]
-    failures = [x for x, r in zip(xs, candidates) if r.val_bpb is None]
+    failures = [x for x, r in zip(xs, candidates) if r.val_bpb is None and r.status is not Status.ABORTED]
+    aborted = [(x, min(float(r.summary.get("predicted_val_bpb", ceiling)), ceiling)) for x, r in zip(xs, candidates)
+               if r.status is Status.ABORTED]
+    if aborted:
+        ax.scatter(*zip(*aborted), marker="v", s=26, color="#de751f", label="aborted early (at its predicted val_bpb)",
+                   zorder=2)
     if discarded:
         ax.scatter(*zip(*discarded), s=18, color="#9aa5b1", label="discarded", zorder=2)
     if off_scale:
@@ -132,7 +205,7 @@ def plot_progress(rows: list[ExperimentRow], meta: dict[str, Any], path: Path) -
         steps_x, steps_y, best = [0], [baseline], baseline
         for x, r in zip(xs, candidates):
             if r.status is Status.KEPT and r.val_bpb is not None:
-                best = _incumbent_score(r, rows)
+                best = min(best, _incumbent_score(r, rows))  # with parallel workers, ids are not decision order
             steps_x.append(x)
             steps_y.append(best)
         ax.step(steps_x, steps_y, where="post", color="#1f9d55", linewidth=2, label="incumbent (kept best)", zorder=3)
@@ -219,6 +292,9 @@ def write_report(run_dir: Path, heldout: bool = True) -> Report:
     _atomic_write(run_dir / "best.diff", text)
     stats = operator_table(rows)
     _atomic_write(run_dir / "operators.md", _operators_markdown(stats))
+    _atomic_write(run_dir / "workers.md", workers_markdown(rows, float(meta.get("elapsed_s", 0.0))))
+    _atomic_write(run_dir / "selfeval.md", selfeval_markdown(rows, meta))
+    plot_curves(rows, meta, run_dir / "curves.png")
     plot_progress(rows, meta, run_dir / "progress.png")
     scores = heldout_scores(run_dir, rows, meta) if heldout else []
     if scores:

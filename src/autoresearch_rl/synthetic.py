@@ -149,7 +149,8 @@ class SyntheticLandscape:
     def validate(self, source: str) -> str:
         return compile_error(source)
 
-    def execute(self, source: str, workspace: object, seed: int) -> ExperimentRecord:
+    def execute(self, source: str, workspace: object, seed: int, *, env: object = None,
+                abort: object = None) -> ExperimentRecord:
         error = compile_error(source)
         if error:
             return ExperimentRecord(status=Status.INVALID, seed=seed, error=error)

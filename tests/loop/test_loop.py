@@ -116,7 +116,7 @@ class Scripted:
     def validate(self, source: str) -> str:
         return ""
 
-    def execute(self, source: str, workspace: Path, seed: int) -> ExperimentRecord:
+    def execute(self, source: str, workspace: Path, seed: int, **_: object) -> ExperimentRecord:
         return ExperimentRecord(status=Status.OK, val_bpb=self.scores.pop(0), seed=seed, timings=Timings(total=1.0))
 
 
@@ -160,7 +160,7 @@ def test_failing_base_train_py_is_a_user_error(tmp_path: Path, smoke_cache: Path
     from autoresearch_rl.errors import UserError
 
     class Crashing(Scripted):
-        def execute(self, source: str, workspace: Path, seed: int) -> ExperimentRecord:
+        def execute(self, source: str, workspace: Path, seed: int, **_: object) -> ExperimentRecord:
             return ExperimentRecord(status=Status.CRASHED, seed=seed, error="boom")
 
     with pytest.raises(UserError, match="base train.py does not run"):

@@ -167,7 +167,7 @@ def test_unknown_entropy_floor_counts_as_zero() -> None:
 def test_oracle_checks_the_stop_file_before_budgets_and_budgets_before_convergence(tmp_path: Path) -> None:
     stop = tmp_path / "STOP"
     oracle = TerminationOracle.from_config(OracleConfig(max_iters=DRY, max_hours=1.0), stop_file=stop)
-    assert [rule.name for rule in oracle.rules] == ["stop_file", "max_iters", "max_hours", "converged"]
+    assert [rule.name for rule in oracle.rules] == ["stop_file", "max_iters", "max_hours", "converged", "audit"]
     everything = progress(DRY, hours=5.0)  # over both budgets and converged
     decision = oracle.check(everything)
     assert decision is not None and decision.rule == "max_iters"

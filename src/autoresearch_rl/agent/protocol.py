@@ -71,11 +71,12 @@ class SearchState:
     history: tuple[Transition, ...]  # decided candidates, oldest first
     noise_sigma: float  # seed standard deviation of val_bpb from calibration
     budget_used: float = 0.0  # fraction of the tightest configured budget spent, in [0, 1]
+    proposal_index: int | None = None  # proposals made before this one (decided or still running); None: len(history)
 
     @property
     def iteration(self) -> int:
-        """Index of the proposal being made."""
-        return len(self.history)
+        """Index of the proposal being made: unique even when several proposals wait on one history."""
+        return len(self.history) if self.proposal_index is None else self.proposal_index
 
     @property
     def applicable(self) -> list[int]:

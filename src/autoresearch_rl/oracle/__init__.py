@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from autoresearch_rl.oracle.audit import AgentBelowRandom
 from autoresearch_rl.oracle.convergence import Convergence, improvement_probability
 from autoresearch_rl.oracle.rules import (
     CampaignProgress,
@@ -16,6 +17,7 @@ from autoresearch_rl.oracle.rules import (
 from autoresearch_rl.oracle.termination import OracleConfig, TerminationOracle
 
 __all__ = [
+    "AgentBelowRandom",
     "CampaignProgress",
     "Convergence",
     "MaxDeviceHours",

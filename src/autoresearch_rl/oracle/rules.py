@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 Details = dict[str, float | int | str | None]
 
@@ -29,6 +29,8 @@ class CampaignProgress:
     """Policy entropy / log(n applicable) of the latest proposal; None for proposers without a policy."""
     entropy_floor_ratio: float | None = None
     """Lowest ratio the exploration floor allows (near-deterministic policy + epsilon mixing); None if unknown."""
+    audit: Any = None
+    """selfeval.audit.AuditSummary: the agent against interleaved random proposals; None without audits."""
 
     def __post_init__(self) -> None:
         # A bad snapshot is a harness bug: fail loudly rather than stop (or never stop) for a wrong reason.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoresearch_rl.errors import UserError
+from autoresearch_rl.oracle.audit import AgentBelowRandom
 from autoresearch_rl.oracle.convergence import Convergence
 from autoresearch_rl.oracle.rules import (
     CampaignProgress,
@@ -40,6 +41,10 @@ class OracleConfig:
     """Beta prior on the per-iteration improvement probability (Jeffreys: 0.5, 0.5)."""
     prior_b: float = 0.5
     """Second parameter of that Beta prior."""
+    audit_min_random: int = 20
+    """Random audit proposals needed before the agent-below-random rule may fire."""
+    audit_confidence: float = 0.95
+    """Stop when P(agent improves more often than random) < 1 - this; 0 disables the rule."""
 
     def __post_init__(self) -> None:
         # Values come from the user (CLI flags, a config file): say which one is wrong and what is allowed.
@@ -79,6 +84,8 @@ class TerminationOracle:
             rules.append(MaxDeviceHours(config.max_device_hours))
         rules.append(Convergence(config.window, config.improvement_probability, config.entropy_slack,
                                  config.prior_a, config.prior_b))
+        if config.audit_confidence > 0:
+            rules.append(AgentBelowRandom(config.audit_min_random, config.audit_confidence))
         return cls(rules)
 
     def check(self, progress: CampaignProgress) -> StopDecision | None:

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from autoresearch_rl.runner import sandbox as sb
 from autoresearch_rl.runner.guard import FrozenSnapshot
 from autoresearch_rl.runner.logparse import ParsedLog, parse_log
 from autoresearch_rl.runner.process import Limits, ProcessOutcome, run_with_deadline
+from autoresearch_rl.selfeval.abort import SUMMARY_KEYS, AbortSpec
+from autoresearch_rl.selfeval.curves import compact_curve
 
 PACKAGE_ROOT = str(Path(autoresearch_rl.__file__).resolve().parent.parent)
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "ARL_THREADS", "ARL_DEVICE")
@@ -44,6 +47,7 @@ class RunnerConfig:
     sandbox: str = "auto"  # "auto" (best available), "bwrap", "unshare" or "none"; see runner/sandbox.py
     package_root: str = PACKAGE_ROOT  # directory holding the autoresearch_rl package the candidate imports
     import_candidate_code: bool = True  # let the evaluator import train.py for models torch.export cannot save
+    extra_env: tuple[tuple[str, str], ...] = ()  # set for every process of the run: the worker slot's device pinning
 
 
 def compile_error(source: str) -> str:
@@ -58,20 +62,21 @@ def compile_error(source: str) -> str:
 
 def _base_env(config: RunnerConfig, seed: int) -> dict[str, str]:
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    env.update(config.extra_env)
     env.update(PYTHONPATH=config.package_root, PYTHONUNBUFFERED="1", PYTHONHASHSEED=str(seed),
                PYTHONDONTWRITEBYTECODE="1")  # any bytecode write during a run is then tampering (guard.py)
     return env
 
 
 def run_candidate(argv: list[str], *, workspace: Path, env: dict[str, str], confinement: sb.Confinement,
-                  config: RunnerConfig, log_path: Path, deadline_s: float,
-                  limits: Limits | None = None) -> tuple[ProcessOutcome, sb.Sandbox]:
+                  config: RunnerConfig, log_path: Path, deadline_s: float, limits: Limits | None = None,
+                  monitor: Callable[[], str | None] | None = None) -> tuple[ProcessOutcome, sb.Sandbox]:
     """Run candidate code in `workspace` inside the configured sandbox under the deadline and limits."""
     sandbox = sb.select(config.sandbox)
     sb.prepare_workspace(workspace)
     outcome = run_with_deadline(sandbox.wrap(argv, confinement), cwd=workspace, env={**env, **sandbox.env(confinement)},
                                 log_path=log_path, deadline_s=deadline_s, limits=limits or config.limits,
-                                kill_grace_s=config.kill_grace_s, disk_path=workspace)
+                                kill_grace_s=config.kill_grace_s, disk_path=workspace, monitor=monitor)
     return outcome, sandbox
 
 
@@ -156,8 +161,14 @@ def _evaluate(workspace: Path, preset: Preset, cache_dir: Path, manifest_path: P
 
 
 def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path, *, seed: int = 0,
-                   manifest_path: Path | None = None, config: RunnerConfig = RunnerConfig()) -> ExperimentRecord:
-    """Materialise `source` as workspace/train.py, train it under the preset's budget, score it."""
+                   manifest_path: Path | None = None, config: RunnerConfig = RunnerConfig(),
+                   abort: AbortSpec | None = None) -> ExperimentRecord:
+    """Materialise `source` as workspace/train.py, train it under the preset's budget, score it.
+
+    With `abort`, the run is followed as it trains and stopped early (status ABORTED, no val_bpb) when
+    its loss curve says it will not beat the incumbent (selfeval/abort.py); a shadow spec only
+    records where that would have happened.
+    """
     started = time.perf_counter()
     workspace = Path(workspace).resolve()
     workspace.mkdir(parents=True, exist_ok=True)
@@ -175,15 +186,22 @@ def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path
                  "ARL_CHECKPOINT_DIR": str(workspace / "checkpoint"), "ARL_LAUNCHED_AT": repr(time.time())}
     snapshot = FrozenSnapshot.take(Path(config.package_root), dataset_dir(preset, cache_dir))
     confinement = sb.training_confinement(workspace, preset, cache_dir, Path(config.package_root))
+    monitor = None
+    if abort is not None:
+        from autoresearch_rl.selfeval.monitor import CurveMonitor  # here: the monitor imports the runner package
+
+        monitor = CurveMonitor(abort, log_path, offset=log_path.stat().st_size if log_path.exists() else 0)
     outcome, sandbox = run_candidate([config.python, "train.py"], workspace=workspace, env=train_env,
                                      confinement=confinement, config=config, log_path=log_path,
-                                     deadline_s=preset.deadline_s)
+                                     deadline_s=preset.deadline_s, monitor=monitor)
     parsed = parse_log(log_path, config.log_tail_lines)
     # the summary is printed inside the candidate's process; what the runner measured itself overrides it
     reported_peak = parsed.summary.get("peak_memory_mb")
     peak = max(outcome.peak_rss_mb, float(reported_peak) if isinstance(reported_peak, (int, float)) else 0.0)
-    summary = {**parsed.summary, "sandbox": sandbox.level, "unenforced": ",".join(sandbox.unenforced),
-               "peak_tasks": outcome.peak_tasks}
+    printed = {k: v for k, v in parsed.summary.items() if k not in SUMMARY_KEYS}  # the runner's own, not forgeable
+    summary = {**printed, "sandbox": sandbox.level, "unenforced": ",".join(sandbox.unenforced),
+               "peak_tasks": outcome.peak_tasks, **(monitor.summary() if monitor is not None else {}),
+               "curve": compact_curve([p.elapsed for p in parsed.progress], [p.loss for p in parsed.progress])}
     partial = dict(summary=summary, log_tail=parsed.tail, peak_memory_mb=peak, **base)
 
     def timings(evaluation: float = 0.0) -> Timings:
@@ -198,6 +216,11 @@ def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path
     if changed:  # checked before anything else: a tampered evaluator must never run
         return ExperimentRecord(status=Status.INTEGRITY_FAILED, timings=timings(),
                                 error="frozen files changed: " + "; ".join(changed), **partial)
+    if outcome.aborted:  # stopped on a prediction; startup: the wall time it did not train (start-up, the stop)
+        training = parsed.progress[-1].elapsed if parsed.progress else 0.0
+        return ExperimentRecord(status=Status.ABORTED, error=outcome.aborted, **partial,
+                                timings=Timings(startup=max(0.0, outcome.wall_seconds - training), training=training,
+                                                total=time.perf_counter() - started))
     failure = _training_failure(parsed, outcome, preset, config.limits)
     if failure is not None:
         return ExperimentRecord(status=failure[0], error=failure[1], timings=timings(), **partial)

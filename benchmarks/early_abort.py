@@ -1,0 +1,179 @@
+"""Early abort: campaigns with and without it at equal wall clock; the false-abort rate two ways.
+
+Two campaigns of the real CLI (`arl run`, same preset, agent and seed) run side by side for the same
+wall-clock budget (`--max-hours`), each with one thread per experiment (ARL_THREADS=1) so they share
+the machine equally: one with early abort, one without. Reported per campaign: experiments per hour,
+candidates decided, aborted runs, best val_bpb, and device time saved.
+
+False aborts are measured twice:
+- online, in the abort campaign: shadow runs (the rule fired, the run was finished anyway) that were kept;
+- offline, on the campaign *without* abort (every run finished: ground truth): the abort rule is
+  replayed on each candidate's recorded loss curve against the incumbent it was derived from, at the
+  same check fractions the live monitor uses; a false abort is a run it would have stopped that was kept.
+  This uses every candidate, not only the shadow sample.
+
+    python benchmarks/early_abort.py --preset cpu-tiny --hours 0.25
+    python benchmarks/early_abort.py --replay RUN_DIR            # only the offline replay on an existing campaign
+
+Writes benchmarks/results/early_abort_<preset>.json and .png (curves of both campaigns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+if importlib.util.find_spec("autoresearch_rl") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from autoresearch_rl.experiment import Status  # noqa: E402
+from autoresearch_rl.ledger import Ledger  # noqa: E402
+from autoresearch_rl.runner.logparse import ProgressPoint  # noqa: E402
+from autoresearch_rl.selfeval.abort import AbortConfig, assess, budget_fraction, next_check  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) -> dict:
+    """Replay the abort rule on every finished candidate of a campaign that ran without it."""
+    with Ledger.open(run_dir, create=False) as ledger:
+        rows = ledger.experiments()
+        meta = ledger.meta()
+    by_id = {r.id: r for r in rows}
+    margin = float(meta["keep_margin"])
+    judged = fired = false = 0
+    details = []
+    for r in rows:
+        if r.role != "candidate" or r.status not in (Status.KEPT, Status.DISCARDED) or not r.summary.get("curve"):
+            continue
+        parent = by_id.get(r.parent_id)
+        if parent is None or not parent.summary.get("curve") or "final_train_loss" not in parent.summary:
+            continue
+        spec = config.spec(incumbent_curve=parent.summary["curve"], incumbent_final_loss=parent.summary["final_train_loss"],
+                           incumbent_val_bpb=float(r.proposal["incumbent_val_bpb"]), margin=margin, budget_s=budget_s)
+        points = [ProgressPoint(step=i, elapsed=t, loss=loss) for i, (t, loss) in enumerate(r.summary["curve"])]
+        judged += 1
+        check, verdict = spec.warmup_fraction, None
+        for n in range(1, len(points) + 1):
+            fraction = budget_fraction(points[n - 1], budget_s)
+            if fraction < check:
+                continue
+            check = next_check(spec, fraction)
+            v = assess(spec, points[:n])
+            if v.abort:
+                verdict = v
+                break
+        if verdict is not None:
+            fired += 1
+            false += r.status is Status.KEPT
+            details.append({"id": r.id, "status": r.status.value, "at": round(verdict.fraction, 3),
+                            "predicted": round(verdict.predicted_val_bpb, 4), "val_bpb": r.val_bpb})
+    return {"judged": judged, "would_abort": fired, "false_aborts": false,
+            "false_abort_rate": false / fired if fired else None, "kept": sum(r.status is Status.KEPT for r in rows),
+            "details": details}
+
+
+def campaign_stats(run_dir: Path) -> dict:
+    out = subprocess.run([shutil.which("arl") or str(Path(sys.executable).with_name("arl")), "status", "--run-dir",
+                          str(run_dir), "--json"], capture_output=True, text=True)
+    s = json.loads(out.stdout)
+    return {k: s[k] for k in ("experiments", "iterations", "kept", "counts", "experiments_per_hour", "best_val_bpb",
+                              "baseline_val_bpb", "noise_sigma", "early_abort", "elapsed_hours")}
+
+
+def plot(runs: dict[str, Path], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(runs), figsize=(12, 4.5), dpi=120, sharey=True)
+    colors = {Status.KEPT: "#1f9d55", Status.DISCARDED: "#9aa5b1", Status.ABORTED: "#de751f"}
+    for ax, (label, run_dir) in zip(axes, runs.items()):
+        with Ledger.open(run_dir, create=False) as ledger:
+            rows = ledger.experiments()
+        finals = []
+        for r in rows:
+            if r.role == "candidate" and r.status in colors and r.summary.get("curve"):
+                t, loss = zip(*r.summary["curve"])
+                ax.plot(t, loss, color=colors[r.status], linewidth=0.8, alpha=0.8)
+                finals.append(loss[-1])
+        n = {s: sum(r.status is s for r in rows) for s in colors}
+        ax.set_title(f"{label}: kept {n[Status.KEPT]}, discarded {n[Status.DISCARDED]}, aborted {n[Status.ABORTED]}",
+                     fontsize=9)
+        ax.set_xlabel("training seconds")
+        if finals:
+            ax.set_ylim(min(finals) * 0.95, max(finals) * 1.5)
+    axes[0].set_ylabel("train loss")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="cpu-tiny")
+    parser.add_argument("--agent", default="ppo")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hours", type=float, default=0.25, help="wall clock of each campaign (they run side by side)")
+    parser.add_argument("--replay", default=None, help="only replay the rule on this campaign directory")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    from autoresearch_rl.env.presets import get_preset
+
+    budget = get_preset(args.preset).time_budget_s
+    if args.replay:
+        print(json.dumps(replay(Path(args.replay), budget), indent=1))
+        return
+    work = Path(tempfile.mkdtemp(prefix="arl-abort-"))
+    env = {**os.environ, "ARL_THREADS": "1"}
+    exe = shutil.which("arl") or str(Path(sys.executable).with_name("arl"))
+    subprocess.run([exe, "prepare", "--preset", args.preset], env=env, check=True, capture_output=True)
+    runs = {"with abort": work / "abort", "without": work / "full"}
+    started = time.perf_counter()
+    procs = []
+    for label, run_dir in runs.items():
+        cmd = [exe, "run", "--preset", args.preset, "--agent", args.agent, "--seed", str(args.seed),
+               "--max-hours", str(args.hours), "--run-dir", str(run_dir)]
+        if label == "without":
+            cmd.append("--no-early-abort")
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(work / f"{run_dir.name}.log", "w")))
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"a campaign failed: see {work}")
+    wall = time.perf_counter() - started
+    stats = {label: campaign_stats(run_dir) for label, run_dir in runs.items()}
+    offline = replay(runs["without"], budget)
+    a, b = stats["with abort"], stats["without"]
+    ratio = a["experiments_per_hour"] / b["experiments_per_hour"]
+    print(f"\n{'campaign':12} {'experiments':>11} {'candidates':>10} {'aborted':>7} {'exp/hour':>9} {'best val_bpb':>12}")
+    for label, s in stats.items():
+        aborted = s["counts"].get("ABORTED", 0)
+        print(f"{label:12} {s['experiments']:>11} {s['iterations']:>10} {aborted:>7} {s['experiments_per_hour']:>9.1f} "
+              f"{s['best_val_bpb']:>12.4f}")
+    print(f"\nexperiments per hour with / without: {ratio:.2f}x (goal >= 1.35x)")
+    online = a["early_abort"] or {}
+    print(f"false aborts online (shadow runs): {online.get('false_aborts')}/{online.get('shadow_would_abort')}")
+    print(f"false aborts offline (replay on the campaign without abort): {offline['false_aborts']}/{offline['would_abort']} "
+          f"of {offline['judged']} candidates ({offline['kept']} kept)")
+    out = Path(args.out) if args.out else RESULTS / f"early_abort_{args.preset}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
+                               "cpus": os.cpu_count(), "args": vars(args), "wall_s": round(wall, 1), "campaigns": stats,
+                               "ratio": round(ratio, 3), "replay": offline, "run_dirs": {k: str(v) for k, v in runs.items()}},
+                              indent=1))
+    plot(runs, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}; campaigns kept in {work}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The early-abort rule: stop a run whose training-loss curve says it will not beat the incumbent.
+
+Most candidates lose; a clearly losing one need not use its whole budget. The rule runs at checks,
+the first once `warmup_fraction` of the budget is spent, then every `check_every_fraction` more.
+Time t is elapsed training time as a fraction of the budget. Train losses become val_bpb through
+the incumbent's ratio r = val_bpb / final_train_loss; the candidate is kept only below the target
+incumbent_val_bpb - margin.
+
+1. Broken: a non-finite loss, or the mean of its last 3 losses above its first one (training has made
+   the model worse than at initialisation): abort at once.
+2. Doomed: abort only when both of these hold by `threshold` standard deviations (z):
+   (a) behind now: its losses since the previous check exceed the incumbent's curve, interpolated at
+       the same elapsed times;
+   (b) misses the target: both curves, over the same elapsed window, are fitted with a power law
+       (curves.py) and extrapolated to the end of the budget; the predicted val_bpb is the incumbent's
+       plus r times the difference of the two extrapolations (pairing cancels what both share, such
+       as the warmdown a power law does not foresee), with the standard error of that difference. The
+       margin also counts as a standard deviation of the outcome (run-to-run noise), so a candidate
+       equal to the incumbent is never more than 1 sigma from the target.
+   Fits leave out the first logged point (the model before any update) and the first tenth of the
+   window, and need MIN_FIT_POINTS points each; with fewer, (2) stays silent.
+   Per-point noise is the larger of both fits' rmse (and 0.5% of the loss: a small fit can be exact);
+   with few points the sigmas are widened by t_dof(Φ(z)) / z, as noise estimated from dof residuals asks.
+
+Checks repeat about 7 times in a run; at z = 3 the chance under the Gaussian model that any of them
+fires on a candidate that would reach the target is below 7 · 0.13% (a Bonferroni bound for the
+sequence). Model error is not in that bound: calibration.py measures false aborts on shadow runs
+(never killed, they record where they would have been) and adapts z.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from autoresearch_rl.selfeval.curves import PowerLawFit, fit_power_law
+
+if TYPE_CHECKING:  # the runner imports this module: no import of the runner package at run time
+    from autoresearch_rl.runner.logparse import ProgressPoint
+
+SKIP_FRACTION = 0.1  # fits ignore the first tenth of the elapsed window: the first steps fall faster than a power law
+MIN_FIT_POINTS = 5  # fewer than this in a window and the curve rule (2) does not fire
+_RECENT = 3  # losses averaged by the divergence test
+_NOISE_FLOOR = 0.005  # per-point noise is at least this fraction of the incumbent's final loss
+# summary keys the runner writes about the rule: a candidate printing them in its own summary is overridden or dropped
+SUMMARY_KEYS = ("curve", "aborted_at_fraction", "predicted_final_loss", "predicted_val_bpb", "abort_reason",
+                "would_abort_at_fraction", "would_abort_predicted_val_bpb", "would_abort_reason")
+
+
+@dataclass(frozen=True)
+class AbortSpec:
+    """What a worker needs to judge one run against the incumbent; built by the controller, picklable."""
+
+    incumbent_curve: tuple[tuple[float, float], ...]  # the incumbent's (elapsed_s, train loss) progress points
+    incumbent_final_loss: float  # its final_train_loss
+    incumbent_val_bpb: float  # its score
+    margin: float  # keep margin in val_bpb: a candidate is kept below incumbent_val_bpb - margin
+    budget_s: float  # the preset's time budget
+    threshold: float = 3.0  # z of the rule, from AbortCalibrator.threshold
+    shadow: bool = False  # never kill: only record where the rule would have aborted
+    warmup_fraction: float = 0.3  # no check before this fraction of the budget
+    check_every_fraction: float = 0.1  # then a check each time this much more of it is spent
+
+    def __post_init__(self) -> None:
+        curve = tuple((float(e), float(v)) for e, v in self.incumbent_curve)
+        object.__setattr__(self, "incumbent_curve", curve)
+        for name in ("incumbent_final_loss", "incumbent_val_bpb", "budget_s", "check_every_fraction"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"AbortSpec.{name} must be a positive number, got {value!r}")
+        if not (self.margin >= 0 and self.threshold >= 0 and 0 <= self.warmup_fraction <= 1):
+            raise ValueError("AbortSpec: margin and threshold must be >= 0 and warmup_fraction in [0, 1]")
+
+    @property
+    def bpb_per_loss(self) -> float:
+        """r: val_bpb per unit of train loss, from the incumbent."""
+        return self.incumbent_val_bpb / self.incumbent_final_loss
+
+
+@dataclass(frozen=True)
+class AbortConfig:
+    """Early abort of doomed runs (this module) and the calibration of its threshold (calibration.py)."""
+
+    enabled: bool = True  # judge runs against the incumbent's curve and stop the doomed ones
+    warmup_fraction: float = 0.3  # no check before this fraction of the budget is spent
+    check_every_fraction: float = 0.1  # then one check each time this much more of it is spent
+    z: float = 3.0  # base threshold in standard deviations; the calibrator adapts it
+    shadow_probability: float = 0.2  # chance that a run is a shadow: never killed, it records where it would have been
+    max_false_abort_rate: float = 0.05  # bound on aborted runs that would have been kept
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_fraction < 1 or not 0 < self.check_every_fraction <= 1:
+            raise ValueError("abort: warmup_fraction must be in [0, 1) and check_every_fraction in (0, 1]")
+        if self.z < 0 or not 0 <= self.shadow_probability <= 1 or not 0 < self.max_false_abort_rate < 1:
+            raise ValueError("abort: z must be >= 0, shadow_probability in [0, 1], max_false_abort_rate in (0, 1)")
+
+    def spec(self, *, incumbent_curve: Sequence[Sequence[float]], incumbent_final_loss: float,
+             incumbent_val_bpb: float, margin: float, budget_s: float, threshold: float | None = None,
+             shadow: bool = False) -> AbortSpec:
+        """The spec of one run under this config (threshold: the calibrated z, default the base z)."""
+        return AbortSpec(incumbent_curve=tuple((float(e), float(v)) for e, v in incumbent_curve),
+                         incumbent_final_loss=incumbent_final_loss, incumbent_val_bpb=incumbent_val_bpb,
+                         margin=margin, budget_s=budget_s, threshold=self.z if threshold is None else threshold,
+                         shadow=shadow, warmup_fraction=self.warmup_fraction,
+                         check_every_fraction=self.check_every_fraction)
+
+
+@dataclass(frozen=True)
+class AbortAssessment:
+    """The rule's verdict at one check; predictions are nan where there is no prediction yet."""
+
+    abort: bool
+    fraction: float  # of the budget spent at the last progress point
+    predicted_final_loss: float
+    predicted_val_bpb: float
+    reason: str
+
+
+def budget_fraction(point: ProgressPoint, budget_s: float) -> float:
+    """Budget spent at a point: the runtime's own percentage (it counts token caps too), else elapsed / budget."""
+    return point.percent / 100.0 if point.percent is not None else point.elapsed / budget_s
+
+
+def next_check(spec: AbortSpec, fraction: float) -> float:
+    """The first check fraction after `fraction`: warm-up, then every check_every_fraction."""
+    if fraction < spec.warmup_fraction:
+        return spec.warmup_fraction
+    done = math.floor((fraction - spec.warmup_fraction) / spec.check_every_fraction) + 1
+    return spec.warmup_fraction + done * spec.check_every_fraction
+
+
+def _broken(spec: AbortSpec, points: Sequence[ProgressPoint], fraction: float) -> AbortAssessment | None:
+    losses = [p.loss for p in points]
+    bad = next((p for p in points if not math.isfinite(p.loss)), None)
+    if bad is not None:
+        finite = [v for v in losses if math.isfinite(v)]
+        worst = max(finite) if finite else math.inf
+        return AbortAssessment(True, fraction, worst, worst * spec.bpb_per_loss,
+                               f"non-finite training loss ({bad.loss}) at step {bad.step}")
+    recent = sum(losses[-_RECENT:]) / len(losses[-_RECENT:])
+    if len(losses) > 1 and recent > losses[0]:
+        return AbortAssessment(True, fraction, recent, recent * spec.bpb_per_loss,
+                               f"diverged: mean of the last losses {recent:.4f} is above the first one {losses[0]:.4f}")
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def student_t_quantile(p: float, dof: int) -> float:
+    """Quantile p (> 0.5) of Student's t with dof degrees of freedom, by integrating its density (no scipy)."""
+    x = np.expm1(np.linspace(0.0, math.log1p(1e4), 8001))  # dense near 0, reaching the Cauchy's far tail
+    log_norm = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+    pdf = np.exp(log_norm - (dof + 1) / 2 * np.log1p(x * x / dof))
+    cdf = 0.5 + np.concatenate([[0.0], np.cumsum(np.diff(x) * (pdf[1:] + pdf[:-1]) / 2)])
+    return float(np.interp(p, cdf, x))
+
+
+def _fit(t: np.ndarray, y: np.ndarray) -> PowerLawFit | None:
+    try:
+        fit = fit_power_law(t, y, skip_fraction=SKIP_FRACTION)
+    except ValueError:
+        return None
+    return fit if fit.n >= MIN_FIT_POINTS else None
+
+
+def assess(spec: AbortSpec, points: Sequence[ProgressPoint]) -> AbortAssessment:
+    """Apply the rule (module docstring) to a run's progress points so far."""
+    if not points:
+        return AbortAssessment(False, 0.0, math.nan, math.nan, "no progress yet")
+    fraction = budget_fraction(points[-1], spec.budget_s)
+    if fraction < spec.warmup_fraction:
+        return AbortAssessment(False, fraction, math.nan, math.nan,
+                               f"warm-up: {fraction:.0%} of the budget < {spec.warmup_fraction:.0%}")
+    broken = _broken(spec, points, fraction)
+    if broken is not None:
+        return broken
+    too_few = AbortAssessment(False, fraction, math.nan, math.nan,
+                              f"too few points to compare curves at {fraction:.0%} of the budget")
+    if len(points) <= MIN_FIT_POINTS:
+        return too_few
+
+    # the first logged point is the model at initialisation (its loss comes before the first update): not on the curve
+    t = np.array([p.elapsed for p in points[1:]]) / spec.budget_s
+    y = np.array([p.loss for p in points[1:]])
+    inc = np.array(spec.incumbent_curve[1:], dtype=float).reshape(-1, 2)
+    inc_t, inc_y = inc[:, 0] / spec.budget_s, inc[:, 1]
+    now = float(t[-1])
+    window = inc_t <= now * (1 + 1e-9)
+    cand_fit, inc_fit = _fit(t, y), _fit(inc_t[window], inc_y[window])
+    if cand_fit is None or inc_fit is None:
+        return too_few
+
+    z = spec.threshold
+    widen = student_t_quantile(NormalDist().cdf(z), min(cand_fit.n, inc_fit.n) - 3) / z if z > 0 else 1.0
+    noise = max(cand_fit.rmse, inc_fit.rmse, _NOISE_FLOOR * spec.incumbent_final_loss)
+    r = spec.bpb_per_loss
+
+    # (a) behind now: the losses since the previous check against the incumbent at the same elapsed times
+    recent = t > now - spec.check_every_fraction
+    gap_now = y[recent] - np.interp(t[recent], inc_t, inc_y)
+    z_now = float(gap_now.mean()) / (noise * math.sqrt(2.0 / gap_now.size) * widen)
+
+    # (b) the paired extrapolation to the end of each run
+    end = now / fraction if fraction > 0 else 1.0  # the runtime's percentage says when this run's budget ends
+    gap_end = float(cand_fit.predict(end)) - float(inc_fit.predict(float(inc_t[-1])))
+    sd_end = math.hypot(cand_fit.predict_std(end, noise), inc_fit.predict_std(float(inc_t[-1]), noise)) * widen
+    predicted_loss = spec.incumbent_final_loss + gap_end
+    predicted_bpb = spec.incumbent_val_bpb + r * gap_end
+    target = spec.incumbent_val_bpb - spec.margin
+    z_end = (predicted_bpb - target) / math.hypot(r * sd_end, spec.margin)  # sd_end > 0: noise has a floor
+
+    abort = z_now > z and z_end > z
+    verdict = "abort" if abort else "continue"
+    reason = (f"{verdict} at {fraction:.0%}: predicted val_bpb {predicted_bpb:.4f} vs target {target:.4f} "
+              f"({z_end:+.1f} sd), {z_now:+.1f} sd behind the incumbent now (threshold {z:.1f})")
+    return AbortAssessment(abort, fraction, predicted_loss, predicted_bpb, reason)
