@@ -407,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="experiments at once: one per GPU on a GPU preset, a share of the cores on CPU (default 1)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: this machine; ray: one Ray task per experiment (pip install 'autoresearch-rl[ray]')")
-    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray instance)")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join: auto (the one this node belongs to) or HOST:PORT; Ray keeps retrying "
+                        "an address that does not answer (default: start a local Ray instance)")
     p.add_argument("--cpus-per-worker", type=float, default=None, help="ray: CPUs each experiment reserves (default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=None,
                    help="ray: GPUs each experiment reserves (default 1 on a GPU preset, else 0)")
