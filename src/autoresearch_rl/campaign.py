@@ -60,7 +60,7 @@ class RunnerExecutor:
         error = compile_error(source)
         if error or not self.smoke:
             return error
-        return smoke_check(source, self.preset.name).error
+        return smoke_check(source, self.preset.name, sandbox=self.config.sandbox).error
 
     def execute(self, source: str, workspace: Path, seed: int, *, env: Mapping[str, str] | None = None,
                 abort: Any = None) -> ExperimentRecord:

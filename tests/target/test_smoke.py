@@ -45,3 +45,24 @@ def test_script_that_never_finishes_is_caught() -> None:
 def test_user_script_passes() -> None:
     result = smoke_check(USER_SCRIPT, in_process=True)
     assert result.ok, result.error
+
+
+def test_smoke_check_runs_in_the_sandbox(tmp_path: Path) -> None:
+    from autoresearch_rl.runner import sandbox as sb
+
+    if sb.probe("bwrap")[0] is None:
+        pytest.skip(f"bubblewrap unavailable here: {sb.probe('bwrap')[1]}")
+    outside = tmp_path / "written-by-the-smoke-check"
+    home_file = Path.home() / ".arl-smoke-probe"
+    home_file.write_text("secret")
+    try:
+        probe = (f"try:\n    open({str(outside)!r}, 'w').write('escaped')\nexcept OSError:\n    pass\n"
+                 f"try:\n    open({str(home_file)!r}).read()\n    open({str(outside) + '.home'!r}, 'w').write('read home')\n"
+                 "except OSError:\n    pass\n")
+        future = "from __future__ import annotations\n"
+        assert future in template_source()
+        result = smoke_check(template_source().replace(future, future + probe, 1), sandbox="bwrap")
+    finally:
+        home_file.unlink()
+    assert result.ok, result.error  # the candidate itself still runs
+    assert not outside.exists() and not Path(str(outside) + ".home").exists()

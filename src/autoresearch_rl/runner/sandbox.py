@@ -115,6 +115,15 @@ def training_confinement(workspace: Path, preset: Preset, cache_dir: Path, packa
     return Confinement(workspace=Path(workspace).resolve(), hidden=tuple(hidden), readable=tuple(readable))
 
 
+def smoke_confinement(workspace: Path, package_root: Path) -> Confinement:
+    """The smoke check (random tokens, one step): no data needed, so the home directory is hidden as in training."""
+    home = _home()
+    if home is None:
+        return Confinement(workspace=Path(workspace).resolve())
+    readable = [p for p in (Path(package_root).resolve(), *_python_paths()) if p.exists() and p.is_relative_to(home)]
+    return Confinement(workspace=Path(workspace).resolve(), hidden=(home,), readable=tuple(readable))
+
+
 def evaluation_confinement(workspace: Path) -> Confinement:
     """The evaluator sees everything read-only (it needs val/test) and writes only its result into the workspace."""
     return Confinement(workspace=Path(workspace).resolve())

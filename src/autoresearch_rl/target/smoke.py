@@ -20,8 +20,8 @@ from pathlib import Path
 
 from autoresearch_rl.env.presets import DEFAULT_PRESET
 from autoresearch_rl.runner.logparse import parse_log
-from autoresearch_rl.runner.process import run_with_deadline
-from autoresearch_rl.runner.runner import PACKAGE_ROOT, compile_error
+from autoresearch_rl.runner import sandbox as sb
+from autoresearch_rl.runner.runner import PACKAGE_ROOT, RunnerConfig, compile_error, run_candidate
 
 SMOKE_TIMEOUT_S = 60.0
 
@@ -39,23 +39,30 @@ def _smoke_env(preset: str, workdir: Path) -> dict[str, str]:
 
 
 def smoke_check(source: str, preset: str = DEFAULT_PRESET, *, in_process: bool = False,
-                timeout_s: float = SMOKE_TIMEOUT_S) -> SmokeResult:
-    """Compile `source` and run one tiny training step; `in_process` trades isolation for speed (tests)."""
+                timeout_s: float = SMOKE_TIMEOUT_S, sandbox: str = "auto") -> SmokeResult:
+    """Compile `source` and run one tiny training step; `in_process` trades isolation for speed (tests).
+
+    The subprocess runs in the same sandbox as a training run (`sandbox`: see runner/sandbox.py) with
+    only its temporary directory writable: a candidate's code is untrusted from its first line.
+    """
     started = time.perf_counter()
     error = compile_error(source)
     if not error:
-        error = _run_in_process(source, preset) if in_process else _run_subprocess(source, preset, timeout_s)
+        error = _run_in_process(source, preset) if in_process else _run_subprocess(source, preset, timeout_s, sandbox)
     return SmokeResult(ok=not error, error=error, seconds=time.perf_counter() - started)
 
 
-def _run_subprocess(source: str, preset: str, timeout_s: float) -> str:
+def _run_subprocess(source: str, preset: str, timeout_s: float, sandbox: str) -> str:
     with tempfile.TemporaryDirectory(prefix="arl-smoke-") as tmp:
         workdir = Path(tmp)
         (workdir / "train.py").write_text(source)
         env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
         env.update(_smoke_env(preset, workdir), PYTHONPATH=PACKAGE_ROOT, PYTHONUNBUFFERED="1")
-        outcome = run_with_deadline([sys.executable, "train.py"], cwd=workdir, env=env, log_path=workdir / "smoke.log",
-                                    deadline_s=timeout_s)
+        # random tokens only: no data to show; home hidden, nothing writable but the temporary directory
+        confinement = sb.smoke_confinement(workdir, Path(PACKAGE_ROOT))
+        outcome, _ = run_candidate([sys.executable, "train.py"], workspace=workdir, env=env, confinement=confinement,
+                                   config=RunnerConfig(sandbox=sandbox), log_path=workdir / "smoke.log",
+                                   deadline_s=timeout_s)
         parsed = parse_log(workdir / "smoke.log", tail_lines=5)
         if outcome.timed_out:
             return f"smoke check timed out after {timeout_s:.0f} s"
