@@ -42,4 +42,6 @@ if __name__ == "__main__":
         opt.step()
         opt.zero_grad()
         ctx.step_done(step, loss.item(), tokens=x.numel())
+        if ctx.budget.exhausted:  # a loaded machine may not fit 10 steps in the budget: stop honestly
+            break
     ctx.finish(model, model_config={"vocab": ctx.vocab_size})
