@@ -155,3 +155,46 @@ def test_two_workers_run_experiments_concurrently_and_resume_on_one(run_cache: P
     assert len(candidates) == 4 and all(r.reward is not None for r in candidates)
     workers_md = (tmp_path / "camp" / "workers.md").read_text()
     assert "| local:1 |" in workers_md and "shared by 2 slots" in workers_md
+
+
+def test_sigterm_with_two_experiments_in_flight_interrupts_both_then_resume_reruns_each_once(
+        run_cache: Path, tmp_path: Path) -> None:
+    args = ["run", "--preset", "cpu-smoke", "--agent", "random", "--max-iters", "4", "--calibration-seeds", "2",
+            "--workers", "2", "--no-smoke", "--run-dir", "camp"]
+    env = {**os.environ, "ARL_HOME": str(run_cache)}
+    proc = subprocess.Popen([ARL, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "camp"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # both slots busy with candidates that are training
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            if (run_dir / "ledger.sqlite").exists():
+                with Ledger.open(run_dir, create=False) as ledger:
+                    running = [r for r in ledger.experiments() if r.role == "candidate" and r.status is Status.RUNNING]
+                if len(running) == 2 and all((run_dir / "experiments" / f"{r.id:05d}" / "train.log").exists()
+                                             for r in running):
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("two candidates never trained at once")
+    finally:
+        proc.send_signal(signal.SIGTERM)  # a clean stop: like Ctrl-C
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "INTERRUPTED" in stderr
+    for r in running:
+        assert not _training_processes((run_dir / "experiments" / f"{r.id:05d}").resolve())
+    with Ledger.open(run_dir, create=False) as ledger:
+        rows = ledger.experiments()
+        assert ledger.meta()["stop_rule"] == "user_interrupt"
+    assert {r.id for r in rows if r.status is Status.INTERRUPTED} == {r.id for r in running}
+    assert not [r for r in rows if r.status is Status.RUNNING]
+
+    resumed = arl(*args, cache=run_cache, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    with Ledger.open(run_dir, create=False) as ledger:
+        rows = ledger.experiments()
+    retries = [r.retry_of for r in rows if r.retry_of is not None]
+    assert sorted(retries) == sorted(r.id for r in running)
+    candidates = [r for r in rows if r.role == "candidate" and r.status is not Status.INTERRUPTED]
+    assert sorted(r.proposal["iteration"] for r in candidates) == [0, 1, 2, 3]
+    assert all(r.reward is not None for r in candidates)
