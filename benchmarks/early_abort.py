@@ -66,7 +66,8 @@ def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) 
             continue
         spec = config.spec(incumbent_curve=parent.summary["curve"], incumbent_final_loss=parent.summary["final_train_loss"],
                            incumbent_val_bpb=float(r.proposal["incumbent_val_bpb"]), margin=margin, budget_s=budget_s)
-        points = [ProgressPoint(step=i, elapsed=t, loss=loss) for i, (t, loss) in enumerate(r.summary["curve"])]
+        points = [ProgressPoint(step=i, elapsed=p[0], loss=p[1], tokens=p[2] if len(p) > 2 else None)
+                  for i, p in enumerate(r.summary["curve"])]
         judged += 1
         check, verdict = spec.warmup_fraction, None
         for n in range(1, len(points) + 1):
@@ -105,7 +106,7 @@ def plot(runs: dict[str, Path], path: Path) -> None:
         finals = []
         for r in rows:
             if r.role == "candidate" and r.status in colors and r.summary.get("curve"):
-                t, loss = zip(*r.summary["curve"])
+                t, loss = zip(*((p[0], p[1]) for p in r.summary["curve"]))
                 ax.plot(t, loss, color=colors[r.status], linewidth=0.8, alpha=0.8)
                 finals.append(loss[-1])
         n = {s: sum(r.status is s for r in rows) for s in colors}
@@ -126,13 +127,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hours", type=float, default=0.25, help="wall clock of each campaign (they run side by side)")
     parser.add_argument("--replay", default=None, help="only replay the rule on this campaign directory")
+    parser.add_argument("--abort-z", type=float, default=AbortConfig.z, help="the rule's base threshold (arl run --abort-z)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     from autoresearch_rl.env.presets import get_preset
 
     budget = get_preset(args.preset).time_budget_s
     if args.replay:
-        print(json.dumps(replay(Path(args.replay), budget), indent=1))
+        print(json.dumps(replay(Path(args.replay), budget, AbortConfig(z=args.abort_z)), indent=1))
         return
     work = Path(tempfile.mkdtemp(prefix="arl-abort-"))
     env = {**os.environ, "ARL_THREADS": "1"}
@@ -144,15 +146,14 @@ def main() -> None:
     for label, run_dir in runs.items():
         cmd = [exe, "run", "--preset", args.preset, "--agent", args.agent, "--seed", str(args.seed),
                "--max-hours", str(args.hours), "--run-dir", str(run_dir)]
-        if label == "without":
-            cmd.append("--no-early-abort")
+        cmd += ["--no-early-abort"] if label == "without" else ["--abort-z", str(args.abort_z)]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(work / f"{run_dir.name}.log", "w")))
     for p in procs:
         if p.wait() != 0:
             raise SystemExit(f"a campaign failed: see {work}")
     wall = time.perf_counter() - started
     stats = {label: campaign_stats(run_dir) for label, run_dir in runs.items()}
-    offline = replay(runs["without"], budget)
+    offline = replay(runs["without"], budget, AbortConfig(z=args.abort_z))
     a, b = stats["with abort"], stats["without"]
     ratio = a["experiments_per_hour"] / b["experiments_per_hour"]
     print(f"\n{'campaign':12} {'experiments':>11} {'candidates':>10} {'aborted':>7} {'exp/hour':>9} {'best val_bpb':>12}")

@@ -39,12 +39,16 @@ def run_campaign(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    if job["landscape"] != "synthetic":  # the training processes share the cores fairly between parallel campaigns
+        os.environ["ARL_THREADS"] = str(job["threads"])
     from autoresearch_rl.agent.factory import make_proposer
     from autoresearch_rl.campaign import Campaign, RunnerExecutor
     from autoresearch_rl.decision import KeepRule
     from autoresearch_rl.ledger import Ledger
     from autoresearch_rl.loop import LoopConfig, ResearchLoop
     from autoresearch_rl.oracle import OracleConfig
+    from autoresearch_rl.runner import RunnerConfig
+    from autoresearch_rl.selfeval.abort import AbortConfig
     from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
     from autoresearch_rl.target import template_source
     from autoresearch_rl.target.space import ActionSpace
@@ -58,8 +62,9 @@ def run_campaign(job: dict) -> dict:
         if job["landscape"] == "synthetic":
             synthetic = SyntheticLandscape(base, LandscapeConfig(seed=job["seed"]))
             campaign.executor = synthetic
-        else:
-            campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path)
+        else:  # every run of the campaign on the campaign's data order, like `arl run`
+            campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path,
+                                               config=RunnerConfig(data_seed=job["seed"]))
         space = ActionSpace.for_source(base)
         if job["agent"] == "ppo-frozen":  # ablation: PPO's policy at its initial prior, never updated
             from autoresearch_rl.agent.ppo import PPOConfig
@@ -70,7 +75,8 @@ def run_campaign(job: dict) -> dict:
             proposer = make_proposer(job["agent"], base, space, seed=job["seed"])
         # the same budget for every agent: the convergence rule is off (improvement_probability=0)
         oracle = OracleConfig(max_iters=job["iters"], improvement_probability=0.0)
-        config = LoopConfig(seed=job["seed"], keep=KeepRule(), oracle=oracle, smoke_check=synthetic is None)
+        config = LoopConfig(seed=job["seed"], keep=KeepRule(), oracle=oracle, smoke_check=synthetic is None,
+                            abort=AbortConfig() if job.get("early_abort") else None)
         ResearchLoop(campaign, proposer, config, base_source=base).run()
     return curve_of(job, run_dir, synthetic, time.perf_counter() - started)
 
@@ -208,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="JSON result (a PNG is written beside it)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--reuse", default=None, help="summarise the run directories of an earlier invocation")
+    parser.add_argument("--root", default=None,
+                        help="keep the campaigns here (default: a new temporary directory); campaigns already there "
+                             "are resumed where they stopped, so a long real-proxy run can be continued")
+    parser.add_argument("--early-abort", action="store_true",
+                        help="cpu-tiny: stop doomed runs early (selfeval/abort.py), the same rule for every agent")
     args = parser.parse_args(argv)
 
     from rich.progress import Progress
@@ -219,8 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     prepare_dataset(get_preset("cpu-smoke" if args.landscape == "synthetic" else args.landscape), cache)
     shm = Path("/dev/shm")
-    root = Path(tempfile.mkdtemp(prefix="arl-bench-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
-    jobs = [{"agent": a, "seed": s, "iters": args.iters, "landscape": args.landscape, "root": str(root), "cache": str(cache)}
+    if args.root:
+        root = Path(args.root).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="arl-bench-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    jobs = [{"agent": a, "seed": s, "iters": args.iters, "landscape": args.landscape, "root": str(root), "cache": str(cache),
+             "threads": threads, "early_abort": args.early_abort}
             for s in range(args.seeds) for a in agents]
     started = time.perf_counter()
     results = []
@@ -228,10 +245,19 @@ def main(argv: list[str] | None = None) -> int:
         from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
         from autoresearch_rl.target import template_source
 
+        missing = []
         for job in jobs:
+            run_dir = Path(args.reuse) / f"{job['agent']}-{job['seed']}"
+            if not (run_dir / "ledger.sqlite").is_file():
+                missing.append(run_dir.name)
+                continue
             synthetic = (SyntheticLandscape(template_source(), LandscapeConfig(seed=job["seed"]))
                          if args.landscape == "synthetic" else None)
-            results.append(curve_of(job, Path(args.reuse) / f"{job['agent']}-{job['seed']}", synthetic, 0.0))
+            results.append(curve_of(job, run_dir, synthetic, 0.0))
+        if missing:  # a long run summarised before it ended: say what the table leaves out
+            print(f"not started, left out of the table: {', '.join(missing)}")
+        jobs = [job for job in jobs if f"{job['agent']}-{job['seed']}" not in missing]
+        agents = [a for a in agents if any(job["agent"] == a for job in jobs)]
         root = Path(args.reuse)
     else:
         ctx = multiprocessing.get_context("spawn")

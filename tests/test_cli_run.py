@@ -123,6 +123,8 @@ def test_run_with_bad_arguments_is_one_line_exit_2(run_cache: Path, tmp_path: Pa
     bad = arl("run", "--preset", "cpu-smoke", "--calibration-seeds", "1", "--run-dir", "camp", cache=run_cache,
               cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "calibration-seeds" in bad.stderr
+    bad_z = arl("run", "--preset", "cpu-smoke", "--abort-z", "-1", "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
+    assert bad_z.returncode == 2 and bad_z.stderr.count("\n") == 1 and "--abort-z" in bad_z.stderr
     missing = arl("report", "--run-dir", "nowhere", cache=run_cache, cwd=tmp_path)
     assert missing.returncode == 2 and "no campaign" in missing.stderr
 

@@ -150,6 +150,8 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
         raise UserError("--max-iters must be >= 0")
     if not 0.0 <= args.abort_shadow <= 1.0:
         raise UserError(f"--abort-shadow must be in [0, 1], not {args.abort_shadow}")
+    if not args.abort_z >= 0.0:
+        raise UserError(f"--abort-z must be a number >= 0, not {args.abort_z}")
     if not 0.0 <= args.audit_fraction < 1.0:
         raise UserError(f"--audit-fraction must be in [0, 1), not {args.audit_fraction}")
     if args.calibration_seeds < 2:
@@ -163,7 +165,8 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
     oracle = OracleConfig(max_iters=args.max_iters, max_hours=args.max_hours, max_device_hours=args.max_device_hours)
     return LoopConfig(seed=seed, noise=NoiseConfig(calibration_seeds=args.calibration_seeds), keep=keep, oracle=oracle,
                       smoke_check=not args.no_smoke, audit_fraction=args.audit_fraction,
-                      abort=None if args.no_early_abort else AbortConfig(shadow_probability=args.abort_shadow))
+                      abort=None if args.no_early_abort else AbortConfig(shadow_probability=args.abort_shadow,
+                                                                                z=args.abort_z))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -183,7 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = _loop_config(args, recorded_seed)
         from autoresearch_rl.runner import RunnerConfig
 
-        runner_config = RunnerConfig(sandbox=args.sandbox, import_candidate_code=not args.no_import_fallback)
+        runner_config = RunnerConfig(sandbox=args.sandbox, import_candidate_code=not args.no_import_fallback,
+                                     data_seed=config.seed)  # every run of the campaign sees the same data order
         campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path,
                                            config=runner_config, smoke=config.smoke_check)
         base = resolve_base_source(campaign, requested)
@@ -401,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of proposals made by random search to audit a learning agent (default 0.1; 0: none)")
     p.add_argument("--no-early-abort", action="store_true",
                    help="let every candidate use its whole budget (default: stop those whose loss curve is doomed)")
+    p.add_argument("--abort-z", type=float, default=3.0,  # AbortConfig.z
+                   help="standard deviations of evidence before a run is aborted; false aborts on shadow runs "
+                        "raise it from there (default 3)")
     p.add_argument("--abort-shadow", type=float, default=0.2,
                    help="share of would-be-aborted runs finished anyway to measure false aborts (default 0.2)")
     p.add_argument("--workers", type=int, default=1,

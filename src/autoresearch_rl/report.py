@@ -130,14 +130,14 @@ def plot_curves(rows: list[ExperimentRow], meta: dict[str, Any], path: Path) -> 
         if style is None or not curve:
             continue
         color, width, label = style
-        t, loss = zip(*curve)
+        t, loss = zip(*((p[0], p[1]) for p in curve))  # points may carry tokens as a third column
         ax.plot(t, loss, color=color, linewidth=width, alpha=0.8, label=None if label in labelled else label)
         labelled.add(label)
         finals.append(loss[-1])
     incumbent = (meta.get("incumbent") or {}).get("exp_id")
     by_id = {r.id: r for r in rows}
     if incumbent in by_id and by_id[incumbent].summary.get("curve"):
-        t, loss = zip(*by_id[incumbent].summary["curve"])
+        t, loss = zip(*((p[0], p[1]) for p in by_id[incumbent].summary["curve"]))
         ax.plot(t, loss, color="black", linewidth=2.2, label=f"incumbent (experiment {incumbent})")
         finals.append(loss[-1])
     if finals:  # diverging runs would flatten the rest

@@ -1,8 +1,8 @@
 """End to end on cpu-smoke: a candidate with 100x learning rates is stopped early and recorded as ABORTED.
 
 Both runs use the template shrunk to one layer and batch 1 (a step takes ~0.04 s instead of ~1 s on
-one thread): after its first three steps the runtime prints a progress line once a second, so a
-3 s budget at template size has only three points and none before half the budget.
+one thread): the runtime prints a progress line per step, so a 3 s budget at template size would
+have only three points, none before half the budget.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def test_a_candidate_with_100x_learning_rates_is_aborted_before_half_its_budget(
     incumbent = run_experiment(base, tmp_path / "incumbent", smoke_preset, smoke_cache)
     assert incumbent.status is Status.OK, incumbent.error
     curve = incumbent.summary["curve"]  # every run keeps its curve: the controller hands it to the next spec
-    assert len(curve) >= 4 and all(len(point) == 2 for point in curve)
+    assert len(curve) >= 4 and all(len(point) == 3 for point in curve)  # elapsed, loss, tokens
+    assert [point[2] for point in curve] == sorted({point[2] for point in curve})  # tokens grow step by step
 
     knobs = knobs_of(parse_source(base))
     bad, description = apply_params(base, {name: knobs[name].value * 100 for name in knobs if name.endswith("_LR")})

@@ -42,7 +42,8 @@ from autoresearch_rl.env.presets import DEFAULT_PRESET, Preset, get_preset
 
 SMOKE_SEQ_LEN = 32  # smoke checks (ARL_SMOKE=1) use sequences this short
 NAN_EXIT_CODE = 86  # train.py exits with this when the training loss stops being finite
-_PROGRESS_EVERY_S = 1.0  # progress lines at most once a second (plus the first steps)
+_PRINT_EVERY_STEP_UNTIL = 128  # progress lines: every step until here, then 64 per doubling of the step count
+_WINDOW_BLOCK = 4096  # training windows are drawn from the data stream this many at a time
 _PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "4090": 165e12}  # dense bf16
 
 
@@ -109,12 +110,12 @@ class TrainContext:
     preset: Preset
     dataset: Dataset | None  # None in smoke mode: random tokens, nothing read from disk
     device: torch.device
-    seed: int
+    seed: int  # initialisation and everything else random in train.py
     checkpoint_dir: Path
     budget: Budget
     launched_at: float  # epoch seconds the runner launched the process (or setup time when run by hand)
+    data_seed: int = 0  # the order of training windows: shared by every run of a campaign (common random numbers)
     last_loss: float = float("nan")
-    _last_print: float = field(default=0.0)
 
     @property
     def vocab_size(self) -> int:
@@ -136,18 +137,23 @@ class TrainContext:
         return contextlib.nullcontext()
 
     def train_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless (inputs, targets) pairs of shape (batch_size, seq_len) from the train split only."""
+        """Endless (inputs, targets) pairs of shape (batch_size, seq_len) from the train split only.
+
+        Windows come in one fixed order per data seed, whatever the batch size or the run's own seed:
+        every run of a campaign sees the same text at the same token count, so the difference of two
+        runs' losses at equal tokens carries no batch-to-batch noise (what early abort compares).
+        """
         if self.dataset is None:
             yield from self._random_batches(min(batch_size, 2))
             return
         tokens = self.dataset.tokens("train")
         seq = self.seq_len
-        rng = np.random.default_rng(self.seed)
         offsets = np.arange(seq + 1)
         pin = self.device.type == "cuda"
+        starts_stream = window_starts(len(tokens) - seq, self.data_seed)
         self.budget.start()
         while True:
-            starts = rng.integers(0, len(tokens) - seq, size=batch_size)  # window end is exclusive
+            starts = np.fromiter(starts_stream, dtype=np.int64, count=batch_size)
             window = torch.from_numpy(tokens[starts[:, None] + offsets].astype(np.int64))  # (B, T+1)
             if pin:
                 window = window.pin_memory()
@@ -167,9 +173,7 @@ class TrainContext:
         if not math.isfinite(loss):
             print(f"step {step:05d} | loss {loss} | non-finite loss, stopping", flush=True)
             sys.exit(NAN_EXIT_CODE)
-        now = time.perf_counter()
-        if step < 3 or now - self._last_print >= _PROGRESS_EVERY_S or self.budget.exhausted:
-            self._last_print = now
+        if prints_progress(step) or self.budget.exhausted:
             b = self.budget
             tps = b.tokens / b.training_seconds if b.training_seconds > 0 else 0.0
             print(
@@ -205,6 +209,7 @@ class TrainContext:
             "final_train_loss": round(self.last_loss, 6),
             "device": str(self.device),
             "seed": self.seed,
+            "data_seed": self.data_seed,
             "checkpoint_format": saved.format,
         }
         peak = _device_peak_flops(self.device)
@@ -263,12 +268,29 @@ def _spare_exit_collection() -> None:
     atexit.register(gc.freeze)
 
 
+def window_starts(limit: int, data_seed: int) -> Iterator[int]:
+    """Start offsets of training windows in [0, limit), endless, in the one order `data_seed` fixes."""
+    rng = np.random.default_rng(data_seed)
+    while True:
+        yield from rng.integers(0, limit, size=_WINDOW_BLOCK).tolist()
+
+
+def prints_progress(step: int) -> bool:
+    """Whether step `step` prints a progress line: a schedule of steps, not of time, so that two runs
+    print at the same steps and their curves pair up (every step to 128, then every 2nd to 256, ...)."""
+    if step < _PRINT_EVERY_STEP_UNTIL:
+        return True
+    stride = 1 << (step.bit_length() - _PRINT_EVERY_STEP_UNTIL.bit_length() + 1)
+    return step % stride == 0
+
+
 def setup() -> TrainContext:
     """Read the runner's ARL_* variables (sane defaults by hand), seed everything, pick the device."""
     launched_at = float(os.environ.get("ARL_LAUNCHED_AT", time.time()))
     preset = get_preset(os.environ.get("ARL_PRESET", DEFAULT_PRESET))
     cache_dir = Path(os.environ.get("ARL_CACHE_DIR") or default_cache_dir())
     seed = int(os.environ.get("ARL_SEED", "0"))
+    data_seed = int(os.environ.get("ARL_DATA_SEED", "0"))
     checkpoint_dir = Path(os.environ.get("ARL_CHECKPOINT_DIR", "checkpoint"))
     torch.set_flush_denormal(True)  # denormals made high-LR CPU runs 1.5x slower
     _spare_exit_collection()
@@ -289,5 +311,6 @@ def setup() -> TrainContext:
                     excluded_steps=0 if smoke else preset.excluded_warmup_steps, device=device,
                     max_steps=1 if smoke else None)
     return TrainContext(preset=preset, dataset=None if smoke else Dataset.open(preset, cache_dir), device=device,
-                        seed=seed, checkpoint_dir=checkpoint_dir, budget=budget, launched_at=launched_at)
+                        seed=seed, data_seed=data_seed, checkpoint_dir=checkpoint_dir, budget=budget,
+                        launched_at=launched_at)
 

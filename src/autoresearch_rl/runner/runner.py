@@ -48,6 +48,7 @@ class RunnerConfig:
     package_root: str = PACKAGE_ROOT  # directory holding the autoresearch_rl package the candidate imports
     import_candidate_code: bool = True  # let the evaluator import train.py for models torch.export cannot save
     extra_env: tuple[tuple[str, str], ...] = ()  # set for every process of the run: the worker slot's device pinning
+    data_seed: int = 0  # order of the training windows (ARL_DATA_SEED): one per campaign, shared by its runs
 
 
 def compile_error(source: str) -> str:
@@ -183,6 +184,7 @@ def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path
     cache_dir = Path(cache_dir).resolve()
     env = _base_env(config, seed)
     train_env = {**env, "ARL_PRESET": preset.name, "ARL_CACHE_DIR": str(cache_dir), "ARL_SEED": str(seed),
+                 "ARL_DATA_SEED": str(config.data_seed),
                  "ARL_CHECKPOINT_DIR": str(workspace / "checkpoint"), "ARL_LAUNCHED_AT": repr(time.time())}
     snapshot = FrozenSnapshot.take(Path(config.package_root), dataset_dir(preset, cache_dir))
     confinement = sb.training_confinement(workspace, preset, cache_dir, Path(config.package_root))
@@ -201,7 +203,8 @@ def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path
     printed = {k: v for k, v in parsed.summary.items() if k not in SUMMARY_KEYS}  # the runner's own, not forgeable
     summary = {**printed, "sandbox": sandbox.level, "unenforced": ",".join(sandbox.unenforced),
                "peak_tasks": outcome.peak_tasks, **(monitor.summary() if monitor is not None else {}),
-               "curve": compact_curve([p.elapsed for p in parsed.progress], [p.loss for p in parsed.progress])}
+               "curve": compact_curve([p.elapsed for p in parsed.progress], [p.loss for p in parsed.progress],
+                                      [p.tokens for p in parsed.progress])}
     partial = dict(summary=summary, log_tail=parsed.tail, peak_memory_mb=peak, **base)
 
     def timings(evaluation: float = 0.0) -> Timings:

@@ -17,6 +17,20 @@ incumbent_val_bpb - margin.
        as the warmdown a power law does not foresee), with the standard error of that difference. The
        margin also counts as a standard deviation of the outcome (run-to-run noise), so a candidate
        equal to the incumbent is never more than 1 sigma from the target.
+   When both runs logged their token counts (the runtime prints them, and gives every run of a
+   campaign the same order of training windows), (a) and (b) compare the runs at equal tokens
+   instead, where both losses are of the same batch and the batch-to-batch noise cancels:
+   the final gap is d, the mean difference of the candidate's losses minus the incumbent's over the
+   matched points in the last two thirds of the tokens seen so far (per-point noise from successive
+   differences of all matched points, so that a drifting gap does not pass for noise), plus what the incumbent's own curve
+   (a power law in tokens) gains or loses between its final token count and the one the candidate
+   will reach at its present speed relative to the incumbent's at the same elapsed time (a slower
+   candidate sees fewer tokens). No extrapolation of the
+   gap itself: it is assumed to last, and shadow runs (calibration.py) measure how often it closes.
+   (a') behind: that final gap over its standard error;
+   (b') misses the target: the final gap converted to val_bpb with r and compared with the target
+        like (b), the margin again counting as outcome noise.
+   With fewer than MIN_PAIRS matched points the unpaired rule applies.
    Fits leave out the first logged point (the model before any update) and the first tenth of the
    window, and need MIN_FIT_POINTS points each; with fewer, (2) stays silent.
    Per-point noise is the larger of both fits' rmse (and 0.5% of the loss: a small fit can be exact);
@@ -46,6 +60,10 @@ if TYPE_CHECKING:  # the runner imports this module: no import of the runner pac
 
 SKIP_FRACTION = 0.1  # fits ignore the first tenth of the elapsed window: the first steps fall faster than a power law
 MIN_FIT_POINTS = 5  # fewer than this in a window and the curve rule (2) does not fire
+MIN_PAIRS = 5  # matched points (equal tokens) in the recent window for the paired rule; fewer: the unpaired rule
+_RECENT_TOKENS = 2 / 3  # the paired gap is averaged over the last two thirds of the tokens seen so far
+_SAME_SPEED = 0.02  # token counts at the end within 2%: no speed correction
+_PAIRED_NOISE_FLOOR = 0.001  # paired differences' noise is at least this fraction of the incumbent's final loss
 _RECENT = 3  # losses averaged by the divergence test
 _NOISE_FLOOR = 0.005  # per-point noise is at least this fraction of the incumbent's final loss
 # summary keys the runner writes about the rule: a candidate printing them in its own summary is overridden or dropped
@@ -57,7 +75,7 @@ SUMMARY_KEYS = ("curve", "aborted_at_fraction", "predicted_final_loss", "predict
 class AbortSpec:
     """What a worker needs to judge one run against the incumbent; built by the controller, picklable."""
 
-    incumbent_curve: tuple[tuple[float, float], ...]  # the incumbent's (elapsed_s, train loss) progress points
+    incumbent_curve: tuple[tuple[float, ...], ...]  # the incumbent's (elapsed_s, train loss[, tokens]) progress points
     incumbent_final_loss: float  # its final_train_loss
     incumbent_val_bpb: float  # its score
     margin: float  # keep margin in val_bpb: a candidate is kept below incumbent_val_bpb - margin
@@ -66,10 +84,15 @@ class AbortSpec:
     shadow: bool = False  # never kill: only record where the rule would have aborted
     warmup_fraction: float = 0.3  # no check before this fraction of the budget
     check_every_fraction: float = 0.1  # then a check each time this much more of it is spent
+    incumbent_tokens: tuple[int, ...] = ()  # tokens at each curve point (from a curve's third column when it has one)
 
     def __post_init__(self) -> None:
-        curve = tuple((float(e), float(v)) for e, v in self.incumbent_curve)
-        object.__setattr__(self, "incumbent_curve", curve)
+        raw = tuple(tuple(point) for point in self.incumbent_curve)
+        if not self.incumbent_tokens and raw and all(len(point) >= 3 for point in raw):
+            object.__setattr__(self, "incumbent_tokens", tuple(int(point[2]) for point in raw))
+        object.__setattr__(self, "incumbent_curve", tuple((float(point[0]), float(point[1])) for point in raw))
+        if self.incumbent_tokens and len(self.incumbent_tokens) != len(self.incumbent_curve):
+            raise ValueError("AbortSpec.incumbent_tokens must have one count per curve point")
         for name in ("incumbent_final_loss", "incumbent_val_bpb", "budget_s", "check_every_fraction"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -104,7 +127,7 @@ class AbortConfig:
              incumbent_val_bpb: float, margin: float, budget_s: float, threshold: float | None = None,
              shadow: bool = False) -> AbortSpec:
         """The spec of one run under this config (threshold: the calibrated z, default the base z)."""
-        return AbortSpec(incumbent_curve=tuple((float(e), float(v)) for e, v in incumbent_curve),
+        return AbortSpec(incumbent_curve=tuple(tuple(float(x) for x in point) for point in incumbent_curve),
                          incumbent_final_loss=incumbent_final_loss, incumbent_val_bpb=incumbent_val_bpb,
                          margin=margin, budget_s=budget_s, threshold=self.z if threshold is None else threshold,
                          shadow=shadow, warmup_fraction=self.warmup_fraction,
@@ -168,6 +191,72 @@ def _fit(t: np.ndarray, y: np.ndarray) -> PowerLawFit | None:
     return fit if fit.n >= MIN_FIT_POINTS else None
 
 
+def _matched(spec: AbortSpec, points: Sequence[ProgressPoint]) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, candidate loss - incumbent loss) where both logged the same token count (first points left out)."""
+    incumbent = dict(zip(spec.incumbent_tokens[1:], (loss for _, loss in spec.incumbent_curve[1:])))
+    rows = [(p.tokens, p.loss - incumbent[p.tokens]) for p in points[1:] if p.tokens in incumbent]
+    return np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float)
+
+
+def _speed_gap(spec: AbortSpec, end_tokens: float) -> tuple[float, float] | None:
+    """What the incumbent's loss gains between its final token count and `end_tokens`, with a standard
+    error: the price of being slower (positive) or the gain of being faster. None: no fit to say it."""
+    final_tokens = spec.incumbent_tokens[-1]
+    x = end_tokens / final_tokens
+    if abs(x - 1.0) <= _SAME_SPEED:
+        return 0.0, 0.0
+    fit = _fit(np.array(spec.incumbent_tokens[1:], dtype=float) / final_tokens,
+               np.array([loss for _, loss in spec.incumbent_curve[1:]]))
+    if fit is None:
+        return None
+    return float(fit.predict(x)) - float(fit.predict(1.0)), fit.difference_std(x, 1.0)
+
+
+def _end_tokens(spec: AbortSpec, now: ProgressPoint) -> float:
+    """Tokens the candidate will have seen at the end of its budget: the incumbent's final count, scaled by
+    how many the candidate has now against the incumbent at the same elapsed time (both paid the same
+    slow first steps, so the ratio carries no warm-up bias, unlike tokens / fraction)."""
+    elapsed = np.array([e for e, _ in spec.incumbent_curve])
+    incumbent_now = float(np.interp(now.elapsed, elapsed, np.array(spec.incumbent_tokens, dtype=float)))
+    return spec.incumbent_tokens[-1] * float(now.tokens or 0) / max(incumbent_now, 1.0)
+
+
+def _paired(spec: AbortSpec, points: Sequence[ProgressPoint], fraction: float) -> AbortAssessment | None:
+    """Rules (a') and (b') of the module docstring; None when the runs cannot be paired (too few matches)."""
+    now_tokens = points[-1].tokens
+    if not spec.incumbent_tokens or now_tokens is None or fraction <= 0:
+        return None
+    tokens, gaps = _matched(spec, points)
+    recent = gaps[tokens > now_tokens * (1 - _RECENT_TOKENS)]
+    if recent.size < MIN_PAIRS:
+        return None
+    speed = _speed_gap(spec, _end_tokens(spec, points[-1]))
+    if speed is None:
+        return None
+    z = spec.threshold
+    # per-point noise from successive differences of all matched gaps: a drifting gap does not inflate it
+    jumps = np.diff(gaps)
+    widen = student_t_quantile(NormalDist().cdf(z), jumps.size) / z if z > 0 else 1.0
+    noise = max(float(np.sqrt(np.mean(jumps**2) / 2)), _PAIRED_NOISE_FLOOR * spec.incumbent_final_loss)
+    gap = float(recent.mean())
+    speed_gap, speed_sd = speed
+    predicted_gap = gap + speed_gap
+    gap_sd = math.hypot(noise / math.sqrt(recent.size), speed_sd) * widen
+    z_now = predicted_gap / gap_sd
+
+    r = spec.bpb_per_loss
+    predicted_bpb = spec.incumbent_val_bpb + r * predicted_gap
+    target = spec.incumbent_val_bpb - spec.margin
+    z_end = (predicted_bpb - target) / math.hypot(r * gap_sd, spec.margin)
+
+    abort = z_now > z and z_end > z
+    verdict = "abort" if abort else "continue"
+    reason = (f"{verdict} at {fraction:.0%}: predicted val_bpb {predicted_bpb:.4f} vs target {target:.4f} "
+              f"({z_end:+.1f} sd); {gap:+.4f} nats behind the incumbent at equal tokens and {speed_gap:+.4f} for "
+              f"its speed ({z_now:+.1f} sd, {recent.size} paired points; threshold {z:.1f})")
+    return AbortAssessment(abort, fraction, spec.incumbent_final_loss + predicted_gap, predicted_bpb, reason)
+
+
 def assess(spec: AbortSpec, points: Sequence[ProgressPoint]) -> AbortAssessment:
     """Apply the rule (module docstring) to a run's progress points so far."""
     if not points:
@@ -179,6 +268,9 @@ def assess(spec: AbortSpec, points: Sequence[ProgressPoint]) -> AbortAssessment:
     broken = _broken(spec, points, fraction)
     if broken is not None:
         return broken
+    paired = _paired(spec, points, fraction)
+    if paired is not None:
+        return paired
     too_few = AbortAssessment(False, fraction, math.nan, math.nan,
                               f"too few points to compare curves at {fraction:.0%} of the budget")
     if len(points) <= MIN_FIT_POINTS:

@@ -56,6 +56,15 @@ class PowerLawFit:
         return math.hypot(noise, shape)
 
 
+    def difference_std(self, t: float, t0: float, noise: float | None = None) -> float:
+        """Standard error of predict(t) - predict(t0): what both predictions share (the level) cancels."""
+        dx = t ** -self.b - t0 ** -self.b
+        noise = (self.rmse if noise is None else noise) * (abs(dx) / math.sqrt(self.x_sxx) if self.x_sxx > 0 else 0.0)
+        here = float(self.predict(t)) - float(self.predict(t0))
+        shape = max((abs(a * (t ** -b - t0 ** -b) - here) for a, b, c in self.alternatives), default=0.0)
+        return math.hypot(noise, shape)
+
+
 def _best_ac(x: np.ndarray, y: np.ndarray, c_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each row of x (one exponent each, shape (B, n)): the least-squares (a, c) in the box, and its SSE.
 
@@ -156,8 +165,12 @@ def fit_power_law(t: Sequence[float] | np.ndarray, loss: Sequence[float] | np.nd
                        x_sxx=float(((x - x.mean()) ** 2).sum()), alternatives=tuple(alternatives))
 
 
-def compact_curve(elapsed: Sequence[float], loss: Sequence[float], max_points: int = 200) -> list[list[float]]:
-    """[[elapsed, loss], ...] decimated evenly to at most max_points (first and last kept): small enough to store."""
+def compact_curve(elapsed: Sequence[float], loss: Sequence[float], tokens: Sequence[int | None] | None = None,
+                  max_points: int = 512) -> list[list[float]]:
+    """[[elapsed, loss(, tokens)], ...] decimated evenly to at most max_points (first and last kept): small
+    enough to store. Tokens (when every point has them) let another run pair its losses with these."""
     n = len(elapsed)
     idx = np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int)) if n else []
-    return [[round(float(elapsed[i]), 3), float(f"{loss[i]:.6g}")] for i in idx]
+    with_tokens = tokens is not None and len(tokens) == n and all(t is not None for t in tokens)
+    return [[round(float(elapsed[i]), 3), float(f"{loss[i]:.6g}")] + ([int(tokens[i])] if with_tokens else [])
+            for i in idx]
