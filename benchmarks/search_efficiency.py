@@ -153,7 +153,7 @@ def summarise(results: list[dict], agents: list[str], iters: int) -> dict:
     return summary
 
 
-def plot(summary: dict, path: Path, title: str, iters: int) -> None:
+def plot(summary: dict, path: Path, title: str, iters: int, landscape: str = "synthetic") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,7 +169,8 @@ def plot(summary: dict, path: Path, title: str, iters: int) -> None:
         line, = ax.plot(xs, med, label=f"{agent} (median of {len(curves)})", linewidth=2)
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("incumbent val_bpb (noise-free on the synthetic landscape)")
+    ax.set_ylabel("incumbent val_bpb, noise-free" if landscape == "synthetic"
+                  else "incumbent val_bpb (mean of its runs)")
     ax.set_title(title + " (bands: interquartile range over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -282,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                    "python": platform.python_version(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "seconds": elapsed, "stopped_early": early, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
         out.write_text(json.dumps(payload, indent=1))
-        plot(summary, out.with_suffix(".png"), f"{args.landscape}: {args.seeds} seeds x {args.iters} iterations", args.iters)
+        plot(summary, out.with_suffix(".png"), f"{args.landscape}: {args.seeds} seeds x {args.iters} iterations", args.iters,
+             args.landscape)
         print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
 

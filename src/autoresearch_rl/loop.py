@@ -39,7 +39,7 @@ import torch
 
 from autoresearch_rl import faults
 from autoresearch_rl.agent.baselines import RandomProposer
-from autoresearch_rl.agent.protocol import Learner, Proposal, Proposer, SearchState, Transition
+from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Transition
 from autoresearch_rl.agent.tpe import apply_params
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
