@@ -131,7 +131,8 @@ def summarise(results: list[dict], agents: list[str], iters: int) -> dict:
         entry = {"best_at": best_at, "curves": {str(r["seed"]): r["curve"] for r in runs},
                  "final": [r["curve"][-1] for r in runs], "kept_mean": statistics.fmean(r["kept"] for r in runs),
                  "failed_mean": statistics.fmean(r["failed"] for r in runs),
-                 "seconds_mean": statistics.fmean(r["seconds"] for r in runs)}
+                 "seconds_mean": statistics.fmean(r["seconds"] for r in runs),
+                 "stopped_at": [r["stopped_at"] for r in runs]}
         if runs and runs[0]["optimum"] is not None:
             entry["regret_at"] = {str(t): statistics.median(_at(r["curve"], t) - r["optimum"] for r in runs) for t in points}
             entry["final_regret"] = [r["curve"][-1] - r["optimum"] for r in runs]
@@ -166,8 +167,9 @@ def plot(summary: dict, path: Path, title: str, iters: int, landscape: str = "sy
         med = [statistics.median(c[i] for c in curves) for i in range(iters)]
         lo = [sorted(c[i] for c in curves)[len(curves) // 4] for i in range(iters)]
         hi = [sorted(c[i] for c in curves)[(3 * len(curves)) // 4] for i in range(iters)]
-        line, = ax.plot(xs, med, label=f"{agent} (median of {len(curves)})", linewidth=2)
-        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+        n = max(entry.get("stopped_at") or [iters])  # a run summarised before its end: draw what it did
+        line, = ax.plot(xs[:n], med[:n], label=f"{agent} (median of {len(curves)})", linewidth=2)
+        ax.fill_between(xs[:n], lo[:n], hi[:n], color=line.get_color(), alpha=0.15)
     ax.set_xlabel("iteration")
     ax.set_ylabel("incumbent val_bpb, noise-free" if landscape == "synthetic"
                   else "incumbent val_bpb (mean of its runs)")
