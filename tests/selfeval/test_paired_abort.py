@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from autoresearch_rl.runner.logparse import ProgressPoint
-from autoresearch_rl.selfeval.abort import AbortAssessment, AbortSpec, assess, budget_fraction, next_check
+from autoresearch_rl.selfeval.abort import AbortAssessment, AbortSpec
+
+from .test_abort import checks  # assess at every check the live monitor makes
 
 BUDGET = 20.0
 STEPS = 40  # the incumbent's steps in the budget
@@ -51,16 +53,6 @@ def spec(**overrides: object) -> AbortSpec:
     fields: dict = dict(incumbent_curve=curve, incumbent_final_loss=FINAL_LOSS, incumbent_val_bpb=VAL_BPB,
                         margin=MARGIN, budget_s=BUDGET)
     return AbortSpec(**{**fields, **overrides})
-
-
-def checks(s: AbortSpec, pts: list[ProgressPoint]) -> list[AbortAssessment]:
-    out, next_fraction = [], s.warmup_fraction
-    for i, p in enumerate(pts):
-        f = budget_fraction(p, s.budget_s)
-        if f >= next_fraction:
-            out.append(assess(s, pts[: i + 1]))
-            next_fraction = next_check(s, f)
-    return out
 
 
 def first_abort(s: AbortSpec, pts: list[ProgressPoint]) -> AbortAssessment | None:
