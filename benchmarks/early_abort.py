@@ -44,13 +44,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from autoresearch_rl.experiment import Status  # noqa: E402
 from autoresearch_rl.ledger import Ledger  # noqa: E402
 from autoresearch_rl.runner.logparse import ProgressPoint  # noqa: E402
-from autoresearch_rl.selfeval.abort import AbortConfig, assess, budget_fraction, next_check  # noqa: E402
+from autoresearch_rl.selfeval.abort import AbortConfig, assess, budget_fraction, measured_errors, next_check  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) -> dict:
-    """Replay the abort rule on every finished candidate of a campaign that ran without it."""
+    """Replay the abort rule on every finished candidate of a campaign that ran without it, in order: each
+    candidate is judged with the prediction errors (rule 3) of the candidates replayed before it."""
     with Ledger.open(run_dir, create=False) as ledger:
         rows = ledger.experiments()
         meta = ledger.meta()
@@ -58,6 +59,7 @@ def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) 
     margin = float(meta["keep_margin"])
     judged = fired = false = 0
     details = []
+    scored: list[tuple[list, float]] = []  # (the checks' predictions, val_bpb) of the candidates replayed so far
     for r in rows:
         if r.role != "candidate" or r.status not in (Status.KEPT, Status.DISCARDED) or not r.summary.get("curve"):
             continue
@@ -65,20 +67,22 @@ def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) 
         if parent is None or not parent.summary.get("curve") or "final_train_loss" not in parent.summary:
             continue
         spec = config.spec(incumbent_curve=parent.summary["curve"], incumbent_final_loss=parent.summary["final_train_loss"],
-                           incumbent_val_bpb=float(r.proposal["incumbent_val_bpb"]), margin=margin, budget_s=budget_s)
+                           incumbent_val_bpb=float(r.proposal["incumbent_val_bpb"]), margin=margin, budget_s=budget_s,
+                           prediction_errors=measured_errors(scored, config.warmup_fraction, config.check_every_fraction))
         points = [ProgressPoint(step=i, elapsed=p[0], loss=p[1], tokens=p[2] if len(p) > 2 else None)
                   for i, p in enumerate(r.summary["curve"])]
         judged += 1
-        check, verdict = spec.warmup_fraction, None
+        check, verdict, predictions = spec.warmup_fraction, None, []
         for n in range(1, len(points) + 1):
             fraction = budget_fraction(points[n - 1], budget_s)
             if fraction < check:
                 continue
             check = next_check(spec, fraction)
             v = assess(spec, points[:n])
-            if v.abort:
+            predictions.append([v.fraction, v.curve_val_bpb, v.curve_sd])
+            if v.abort and verdict is None:
                 verdict = v
-                break
+        scored.append((predictions, float(r.val_bpb)))
         if verdict is not None:
             fired += 1
             false += r.status is Status.KEPT

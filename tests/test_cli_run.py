@@ -125,6 +125,9 @@ def test_run_with_bad_arguments_is_one_line_exit_2(run_cache: Path, tmp_path: Pa
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "calibration-seeds" in bad.stderr
     bad_z = arl("run", "--preset", "cpu-smoke", "--abort-z", "-1", "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
     assert bad_z.returncode == 2 and bad_z.stderr.count("\n") == 1 and "--abort-z" in bad_z.stderr
+    bad_mz = arl("run", "--preset", "cpu-smoke", "--abort-measured-z", "nan", "--run-dir", "camp", cache=run_cache,
+                 cwd=tmp_path)
+    assert bad_mz.returncode == 2 and bad_mz.stderr.count("\n") == 1 and "--abort-measured-z" in bad_mz.stderr
     missing = arl("report", "--run-dir", "nowhere", cache=run_cache, cwd=tmp_path)
     assert missing.returncode == 2 and "no campaign" in missing.stderr
 

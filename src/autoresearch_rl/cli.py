@@ -152,6 +152,8 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
         raise UserError(f"--abort-shadow must be in [0, 1], not {args.abort_shadow}")
     if not args.abort_z >= 0.0:
         raise UserError(f"--abort-z must be a number >= 0, not {args.abort_z}")
+    if not args.abort_measured_z >= 0.0:
+        raise UserError(f"--abort-measured-z must be a number >= 0, not {args.abort_measured_z}")
     if not 0.0 <= args.audit_fraction < 1.0:
         raise UserError(f"--audit-fraction must be in [0, 1), not {args.audit_fraction}")
     if args.calibration_seeds < 2:
@@ -166,7 +168,8 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
     return LoopConfig(seed=seed, noise=NoiseConfig(calibration_seeds=args.calibration_seeds), keep=keep, oracle=oracle,
                       smoke_check=not args.no_smoke, audit_fraction=args.audit_fraction,
                       abort=None if args.no_early_abort else AbortConfig(shadow_probability=args.abort_shadow,
-                                                                                z=args.abort_z))
+                                                                                z=args.abort_z,
+                                                                                measured_z=args.abort_measured_z))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -406,8 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-early-abort", action="store_true",
                    help="let every candidate use its whole budget (default: stop those whose loss curve is doomed)")
     p.add_argument("--abort-z", type=float, default=3.0,  # AbortConfig.z
-                   help="standard deviations of evidence before a run is aborted; false aborts on shadow runs "
-                        "raise it from there (default 3)")
+                   help="standard deviations of evidence before a run is aborted, under the noise model used until "
+                        "the campaign has measured its own prediction errors; false aborts on shadow runs raise it "
+                        "(default 3)")
+    p.add_argument("--abort-measured-z", type=float, default=2.5,  # AbortConfig.measured_z
+                   help="the same once 8 scored runs have measured how far the curves' predictions land "
+                        "(default 2.5)")
     p.add_argument("--abort-shadow", type=float, default=0.2,
                    help="share of would-be-aborted runs finished anyway to measure false aborts (default 0.2)")
     p.add_argument("--workers", type=int, default=1,

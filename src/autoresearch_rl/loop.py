@@ -49,7 +49,7 @@ from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.selfeval.abort import AbortConfig, AbortSpec
-from autoresearch_rl.selfeval.accounting import abort_outcomes
+from autoresearch_rl.selfeval.accounting import abort_outcomes, prediction_errors
 from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit
 from autoresearch_rl.selfeval.calibration import AbortCalibrator
 from autoresearch_rl.oracle import CampaignProgress, OracleConfig, StopDecision, TerminationOracle, user_interrupt
@@ -545,7 +545,8 @@ class ResearchLoop:
         assert calibrator is not None
         return config.spec(incumbent_curve=curve, incumbent_final_loss=float(final), incumbent_val_bpb=inc.val_bpb,
                            margin=float(self.ledger.meta()["keep_margin"]), budget_s=self.campaign.preset.time_budget_s,
-                           threshold=calibrator.threshold(config.z), shadow=calibrator.should_shadow(seed))
+                           threshold=calibrator.threshold(config.z), shadow=calibrator.should_shadow(seed),
+                           prediction_errors=prediction_errors(rows, config))
 
     # ---- the self-audit ----------------------------------------------------------------------------
 

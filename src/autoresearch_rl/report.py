@@ -33,7 +33,7 @@ import matplotlib.ticker  # noqa: E402
 from autoresearch_rl.experiment import Status  # noqa: E402
 from autoresearch_rl.ledger import CandidateHistory, ExperimentRow, Ledger, write_results_tsv  # noqa: E402
 from autoresearch_rl.target.edits import unified_diff  # noqa: E402
-from autoresearch_rl.selfeval.accounting import abort_account  # noqa: E402
+from autoresearch_rl.selfeval.accounting import abort_account, prediction_error_lines  # noqa: E402
 from autoresearch_rl.selfeval.audit import audit  # noqa: E402
 from autoresearch_rl.usage import SINGLE_WORKER, experiments_per_hour, worker_usage  # noqa: E402
 
@@ -162,6 +162,7 @@ def selfeval_markdown(rows: list[ExperimentRow], meta: dict[str, Any]) -> str:
         lines.append(audit(rows, float(meta.get("keep_margin") or 0.0)).line())
     else:
         lines.append("audit: none (no random audit proposals in this campaign)")
+    lines += prediction_error_lines(rows)
     return "\n".join(lines) + "\n"
 
 

@@ -40,6 +40,19 @@ Checks repeat about 7 times in a run; at z = 3 the chance under the Gaussian mod
 fires on a candidate that would reach the target is below 7 · 0.13% (a Bonferroni bound for the
 sequence). Model error is not in that bound: calibration.py measures false aborts on shadow runs
 (never killed, they record where they would have been) and adapts z.
+
+3. Measured: the Gaussian model above knows the curves' noise, not how far a curve's prediction
+   lands from the val_bpb the run really scores (a shallower model can trail at equal tokens and
+   still win; the train loss of the last batches is not the validation set). So every run records
+   the prediction of each check (`abort_checks` in its summary), and once MIN_MEASURED finished runs
+   of the campaign give the errors (scored val_bpb - prediction) at the same check, those errors
+   replace the model in (2): the prediction is corrected by their median and its spread is their
+   robust standard deviation (1.4826 · MAD) combined with the curves' noise. The run is aborted when
+   its corrected prediction misses the target by `measured_threshold` of that spread: under the
+   measured errors it then has less than Φ(-z) (0.6% at z = 2.5) chance to be kept. The errors are
+   of the outcome itself (they hold the run-to-run noise), so the margin is not counted again, and
+   (a) is not needed: the measurement, not a model, says how much the present gap is worth.
+   calibration.py's shadow runs check this rule as they check the other.
 """
 
 from __future__ import annotations
@@ -66,9 +79,12 @@ _SAME_SPEED = 0.02  # token counts at the end within 2%: no speed correction
 _PAIRED_NOISE_FLOOR = 0.001  # paired differences' noise is at least this fraction of the incumbent's final loss
 _RECENT = 3  # losses averaged by the divergence test
 _NOISE_FLOOR = 0.005  # per-point noise is at least this fraction of the incumbent's final loss
+MIN_MEASURED = 8  # prediction errors of finished runs at a check before the measured rule (3) replaces the model
+MAX_MEASURED = 64  # the most recent errors per check: the landscape moves as the incumbent improves
+_MEASURED_FLOOR = 0.001  # the spread of measured errors is at least this fraction of the incumbent's val_bpb
 # summary keys the runner writes about the rule: a candidate printing them in its own summary is overridden or dropped
 SUMMARY_KEYS = ("curve", "aborted_at_fraction", "predicted_final_loss", "predicted_val_bpb", "abort_reason",
-                "would_abort_at_fraction", "would_abort_predicted_val_bpb", "would_abort_reason")
+                "would_abort_at_fraction", "would_abort_predicted_val_bpb", "would_abort_reason", "abort_checks")
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,9 @@ class AbortSpec:
     warmup_fraction: float = 0.3  # no check before this fraction of the budget
     check_every_fraction: float = 0.1  # then a check each time this much more of it is spent
     incumbent_tokens: tuple[int, ...] = ()  # tokens at each curve point (from a curve's third column when it has one)
+    # rule (3): per check (0 = the warm-up check), scored val_bpb - prediction of the campaign's finished runs
+    prediction_errors: tuple[tuple[float, ...], ...] = ()
+    measured_threshold: float = 2.5  # z of rule (3)
 
     def __post_init__(self) -> None:
         raw = tuple(tuple(point) for point in self.incumbent_curve)
@@ -99,6 +118,10 @@ class AbortSpec:
                 raise ValueError(f"AbortSpec.{name} must be a positive number, got {value!r}")
         if not (self.margin >= 0 and self.threshold >= 0 and 0 <= self.warmup_fraction <= 1):
             raise ValueError("AbortSpec: margin and threshold must be >= 0 and warmup_fraction in [0, 1]")
+        errors = tuple(tuple(float(e) for e in check) for check in self.prediction_errors)
+        if not all(math.isfinite(e) for check in errors for e in check) or not self.measured_threshold >= 0:
+            raise ValueError("AbortSpec: prediction_errors must be finite and measured_threshold >= 0")
+        object.__setattr__(self, "prediction_errors", errors)
 
     @property
     def bpb_per_loss(self) -> float:
@@ -116,22 +139,28 @@ class AbortConfig:
     z: float = 3.0  # base threshold in standard deviations; the calibrator adapts it
     shadow_probability: float = 0.2  # chance that a run is a shadow: never killed, it records where it would have been
     max_false_abort_rate: float = 0.05  # bound on aborted runs that would have been kept
+    measured_z: float = 2.5  # threshold of rule (3), once the campaign has measured its prediction errors
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_fraction < 1 or not 0 < self.check_every_fraction <= 1:
             raise ValueError("abort: warmup_fraction must be in [0, 1) and check_every_fraction in (0, 1]")
         if self.z < 0 or not 0 <= self.shadow_probability <= 1 or not 0 < self.max_false_abort_rate < 1:
             raise ValueError("abort: z must be >= 0, shadow_probability in [0, 1], max_false_abort_rate in (0, 1)")
+        if not self.measured_z >= 0:
+            raise ValueError("abort: measured_z must be >= 0")
 
     def spec(self, *, incumbent_curve: Sequence[Sequence[float]], incumbent_final_loss: float,
              incumbent_val_bpb: float, margin: float, budget_s: float, threshold: float | None = None,
-             shadow: bool = False) -> AbortSpec:
-        """The spec of one run under this config (threshold: the calibrated z, default the base z)."""
+             shadow: bool = False, prediction_errors: Sequence[Sequence[float]] = ()) -> AbortSpec:
+        """The spec of one run under this config (threshold: the calibrated z, default the base z; the
+        calibration moves the measured rule's threshold by as much as it moves the base one)."""
+        z = self.z if threshold is None else threshold
         return AbortSpec(incumbent_curve=tuple(tuple(float(x) for x in point) for point in incumbent_curve),
                          incumbent_final_loss=incumbent_final_loss, incumbent_val_bpb=incumbent_val_bpb,
-                         margin=margin, budget_s=budget_s, threshold=self.z if threshold is None else threshold,
-                         shadow=shadow, warmup_fraction=self.warmup_fraction,
-                         check_every_fraction=self.check_every_fraction)
+                         margin=margin, budget_s=budget_s, threshold=z, shadow=shadow,
+                         warmup_fraction=self.warmup_fraction, check_every_fraction=self.check_every_fraction,
+                         prediction_errors=tuple(tuple(check) for check in prediction_errors),
+                         measured_threshold=max(0.0, self.measured_z + z - self.z))
 
 
 @dataclass(frozen=True)
@@ -143,6 +172,8 @@ class AbortAssessment:
     predicted_final_loss: float
     predicted_val_bpb: float
     reason: str
+    curve_val_bpb: float = math.nan  # the prediction from the curves alone (rules 2a-b'), before rule (3) corrects it
+    curve_sd: float = math.nan  # its standard deviation in val_bpb from the curves' noise (no model error)
 
 
 def budget_fraction(point: ProgressPoint, budget_s: float) -> float:
@@ -154,8 +185,46 @@ def next_check(spec: AbortSpec, fraction: float) -> float:
     """The first check fraction after `fraction`: warm-up, then every check_every_fraction."""
     if fraction < spec.warmup_fraction:
         return spec.warmup_fraction
-    done = math.floor((fraction - spec.warmup_fraction) / spec.check_every_fraction) + 1
+    done = check_index(fraction, spec.warmup_fraction, spec.check_every_fraction) + 1
     return spec.warmup_fraction + done * spec.check_every_fraction
+
+
+def check_index(fraction: float, warmup_fraction: float, check_every_fraction: float) -> int:
+    """Which check a fraction of the budget falls in: 0 from the warm-up, then one per check_every_fraction."""
+    return max(0, math.floor((fraction - warmup_fraction) / check_every_fraction + 1e-9))
+
+
+def measured_errors(runs: Sequence[tuple[Sequence[Sequence[float]], float]], warmup_fraction: float,
+                    check_every_fraction: float) -> tuple[tuple[float, ...], ...]:
+    """Rule (3)'s data: from finished runs' (abort_checks, scored val_bpb), oldest first, the errors
+    val_bpb - prediction at each check (index as check_index), the MAX_MEASURED most recent."""
+    by_check: dict[int, list[float]] = {}
+    for records, val_bpb in runs:
+        for fraction, predicted, *_ in records:
+            if math.isfinite(predicted) and math.isfinite(val_bpb):
+                k = check_index(fraction, warmup_fraction, check_every_fraction)
+                by_check.setdefault(k, []).append(val_bpb - predicted)
+    return tuple(tuple(by_check.get(k, [])[-MAX_MEASURED:]) for k in range(max(by_check, default=-1) + 1))
+
+
+def _measured(spec: AbortSpec, fraction: float, curve_bpb: float, curve_sd: float) -> AbortAssessment | None:
+    """Rule (3) of the module docstring; None until MIN_MEASURED errors are known at this check."""
+    k = check_index(fraction, spec.warmup_fraction, spec.check_every_fraction)
+    errors = np.array(spec.prediction_errors[k] if k < len(spec.prediction_errors) else ())
+    if errors.size < MIN_MEASURED or not math.isfinite(curve_bpb):
+        return None
+    bias = float(np.median(errors))
+    spread = max(1.4826 * float(np.median(np.abs(errors - bias))), _MEASURED_FLOOR * spec.incumbent_val_bpb)
+    predicted_bpb = curve_bpb + bias
+    target = spec.incumbent_val_bpb - spec.margin
+    z_end = (predicted_bpb - target) / math.hypot(curve_sd if math.isfinite(curve_sd) else 0.0, spread)
+    z = spec.measured_threshold
+    abort = z_end > z
+    reason = (f"{'abort' if abort else 'continue'} at {fraction:.0%}: predicted val_bpb {predicted_bpb:.4f} vs target "
+              f"{target:.4f} ({z_end:+.1f} sd of the errors measured at this check: {errors.size} finished runs, "
+              f"median {bias:+.4f}, sd {spread:.4f}; curves alone said {curve_bpb:.4f}; threshold {z:.1f})")
+    predicted_loss = spec.incumbent_final_loss + (predicted_bpb - spec.incumbent_val_bpb) / spec.bpb_per_loss
+    return AbortAssessment(abort, fraction, predicted_loss, predicted_bpb, reason, curve_bpb, curve_sd)
 
 
 def _broken(spec: AbortSpec, points: Sequence[ProgressPoint], fraction: float) -> AbortAssessment | None:
@@ -249,12 +318,16 @@ def _paired(spec: AbortSpec, points: Sequence[ProgressPoint], fraction: float) -
     target = spec.incumbent_val_bpb - spec.margin
     z_end = (predicted_bpb - target) / math.hypot(r * gap_sd, spec.margin)
 
+    measured = _measured(spec, fraction, predicted_bpb, r * gap_sd / widen)
+    if measured is not None:
+        return measured
     abort = z_now > z and z_end > z
     verdict = "abort" if abort else "continue"
     reason = (f"{verdict} at {fraction:.0%}: predicted val_bpb {predicted_bpb:.4f} vs target {target:.4f} "
               f"({z_end:+.1f} sd); {gap:+.4f} nats behind the incumbent at equal tokens and {speed_gap:+.4f} for "
               f"its speed ({z_now:+.1f} sd, {recent.size} paired points; threshold {z:.1f})")
-    return AbortAssessment(abort, fraction, spec.incumbent_final_loss + predicted_gap, predicted_bpb, reason)
+    return AbortAssessment(abort, fraction, spec.incumbent_final_loss + predicted_gap, predicted_bpb, reason,
+                           predicted_bpb, r * gap_sd / widen)
 
 
 def assess(spec: AbortSpec, points: Sequence[ProgressPoint]) -> AbortAssessment:
@@ -306,8 +379,11 @@ def assess(spec: AbortSpec, points: Sequence[ProgressPoint]) -> AbortAssessment:
     target = spec.incumbent_val_bpb - spec.margin
     z_end = (predicted_bpb - target) / math.hypot(r * sd_end, spec.margin)  # sd_end > 0: noise has a floor
 
+    measured = _measured(spec, fraction, predicted_bpb, r * sd_end / widen)
+    if measured is not None:
+        return measured
     abort = z_now > z and z_end > z
     verdict = "abort" if abort else "continue"
     reason = (f"{verdict} at {fraction:.0%}: predicted val_bpb {predicted_bpb:.4f} vs target {target:.4f} "
               f"({z_end:+.1f} sd), {z_now:+.1f} sd behind the incumbent now (threshold {z:.1f})")
-    return AbortAssessment(abort, fraction, predicted_loss, predicted_bpb, reason)
+    return AbortAssessment(abort, fraction, predicted_loss, predicted_bpb, reason, predicted_bpb, r * sd_end / widen)

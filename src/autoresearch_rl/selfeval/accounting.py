@@ -8,6 +8,7 @@ from typing import Iterable
 
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
+from autoresearch_rl.selfeval.abort import MIN_MEASURED, AbortConfig, measured_errors
 from autoresearch_rl.selfeval.calibration import wilson_upper
 
 
@@ -15,6 +16,31 @@ def abort_outcomes(rows: Iterable[ExperimentRow]) -> list[tuple[bool, bool]]:
     """(would the rule have aborted it, was it kept) for every decided shadow run: never killed, fully scored."""
     return [("would_abort_at_fraction" in r.summary, r.status is Status.KEPT) for r in rows
             if r.role == "candidate" and r.summary.get("abort_shadow") and r.reward is not None]
+
+
+def prediction_errors(rows: Iterable[ExperimentRow], config: AbortConfig) -> tuple[tuple[float, ...], ...]:
+    """The measured rule's data (abort.py, rule 3): per check, scored val_bpb - what the curves foresaw, over
+    the scored runs that recorded their checks (aborted runs have no score and are not among them)."""
+    scored = [(r.summary["abort_checks"], r.val_bpb) for r in rows
+              if r.val_bpb is not None and isinstance(r.summary.get("abort_checks"), list)]
+    return measured_errors(scored, config.warmup_fraction, config.check_every_fraction)
+
+
+def prediction_error_lines(rows: Iterable[ExperimentRow], config: AbortConfig = AbortConfig()) -> list[str]:
+    """A markdown table of the errors the measured rule judges by: how far each check's prediction landed."""
+    errors = prediction_errors(rows, config)
+    if not any(errors):
+        return []
+    lines = ["", f"prediction errors of the abort rule (scored val_bpb - curve prediction; the measured rule "
+                 f"applies from {MIN_MEASURED} runs at a check)", "",
+             "| check | runs | median | robust sd |", "|---|---|---|---|"]
+    for k, check in enumerate(errors):
+        if check:
+            median = statistics.median(check)
+            spread = 1.4826 * statistics.median(abs(e - median) for e in check)
+            fraction = config.warmup_fraction + k * config.check_every_fraction
+            lines.append(f"| {fraction:.0%} | {len(check)} | {median:+.4f} | {spread:.4f} |")
+    return lines
 
 
 @dataclass(frozen=True)

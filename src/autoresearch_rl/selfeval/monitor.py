@@ -4,11 +4,13 @@
 the lines appended to the log since the last call (cheap; the candidate is not touched) and, when
 the run crosses the next check fraction, runs `assess` (two fits: a few milliseconds). It returns
 the reason to stop the run, or None; a shadow monitor never asks to stop and only remembers where it
-would have.
+would have. Every check's prediction from the curves is kept (`abort_checks`): once the run is scored,
+they are what the measured rule (abort.py, rule 3) learns its prediction errors from.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,13 @@ class CurveMonitor:
         self.points: list[ProgressPoint] = []
         self.fired: AbortAssessment | None = None
         self.checks = 0  # assessments made
+        self.predictions: list[tuple[float, float, float]] = []  # (fraction, curve_val_bpb, curve_sd) of each check
         self._tail = ProgressTail(log_path, offset=offset)
         self._next_check = spec.warmup_fraction
 
     def __call__(self) -> str | None:
         new = self._tail.read_new()
-        if not new or self.fired is not None:
+        if not new or (self.fired is not None and not self.spec.shadow):
             return None
         self.points += new
         fraction = budget_fraction(self.points[-1], self.spec.budget_s)
@@ -38,18 +41,21 @@ class CurveMonitor:
         self._next_check = next_check(self.spec, fraction)
         self.checks += 1
         verdict = assess(self.spec, self.points)
-        if not verdict.abort:
+        if math.isfinite(verdict.curve_val_bpb):
+            self.predictions.append((round(verdict.fraction, 4), verdict.curve_val_bpb, verdict.curve_sd))
+        if not verdict.abort or self.fired is not None:  # a shadow goes on checking after it would have stopped
             return None
         self.fired = verdict
         return None if self.spec.shadow else verdict.reason
 
     def summary(self) -> dict[str, Any]:
         """What the record keeps of the rule's verdict: why it aborted, or (shadow) where it would have."""
+        checks = {"abort_checks": [list(p) for p in self.predictions]} if self.predictions else {}
         v = self.fired
         if v is None:
-            return {}
+            return checks
         if self.spec.shadow:
-            return {"would_abort_at_fraction": round(v.fraction, 4),
+            return {**checks, "would_abort_at_fraction": round(v.fraction, 4),
                     "would_abort_predicted_val_bpb": v.predicted_val_bpb, "would_abort_reason": v.reason}
-        return {"aborted_at_fraction": round(v.fraction, 4), "predicted_final_loss": v.predicted_final_loss,
+        return {**checks, "aborted_at_fraction": round(v.fraction, 4), "predicted_final_loss": v.predicted_final_loss,
                 "predicted_val_bpb": v.predicted_val_bpb, "abort_reason": v.reason}
