@@ -194,7 +194,8 @@ def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
 
 
 class Muon(torch.optim.Optimizer):
-    """Momentum SGD whose update is orthogonalised: equal step size in every direction of a matrix."""
+    """Momentum SGD whose update is orthogonalised: equal step size in every direction of a matrix.
+    Matrices of one shape (each layer's qkv, ...) are orthogonalised together, in one batched iteration."""
 
     def __init__(self, params, lr: float, momentum: float, weight_decay: float = 0.0) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
@@ -202,14 +203,21 @@ class Muon(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self) -> None:
         for group in self.param_groups:
+            by_shape: dict[tuple[int, ...], list[torch.Tensor]] = {}
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                buf = self.state[p].setdefault("momentum", torch.zeros_like(p))
-                buf.lerp_(p.grad, 1 - group["momentum"])
-                update = orthogonalize(p.grad.lerp(buf, group["momentum"]))  # Nesterov
-                p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.add_(update, alpha=-group["lr"] * max(1.0, p.size(-2) / p.size(-1)) ** 0.5)
+                if p.grad is not None:
+                    by_shape.setdefault(tuple(p.shape), []).append(p)
+            for (rows, cols), params in by_shape.items():
+                grads = [p.grad for p in params]
+                buffers = [self.state[p]["momentum"] if self.state[p] else self._new_buffer(p) for p in params]
+                torch._foreach_lerp_(buffers, grads, 1 - group["momentum"])
+                update = orthogonalize(torch.stack(grads).lerp_(torch.stack(buffers), group["momentum"]))  # Nesterov
+                torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
+                torch._foreach_add_(params, list(update.unbind(0)), alpha=-group["lr"] * max(1.0, rows / cols) ** 0.5)
+
+    def _new_buffer(self, p: torch.Tensor) -> torch.Tensor:
+        self.state[p]["momentum"] = torch.zeros_like(p)
+        return self.state[p]["momentum"]
 
 
 def build_optimizers(model: GPT) -> list[torch.optim.Optimizer]:
