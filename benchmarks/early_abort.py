@@ -93,6 +93,15 @@ def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) 
             "details": details}
 
 
+def abort_rules(run_dir: Path) -> dict:
+    """Which rule stopped each aborted run: the measured errors (rule 3), the noise model (2), a broken curve (1)."""
+    with Ledger.open(run_dir, create=False) as ledger:
+        reasons = [r.summary.get("abort_reason", "") for r in ledger.experiments() if r.status is Status.ABORTED]
+    measured = sum("errors measured" in reason for reason in reasons)
+    broken = sum(reason.startswith(("diverged", "non-finite")) for reason in reasons)
+    return {"measured": measured, "model": len(reasons) - measured - broken, "broken": broken}
+
+
 def campaign_stats(run_dir: Path) -> dict:
     out = subprocess.run([shutil.which("arl") or str(Path(sys.executable).with_name("arl")), "status", "--run-dir",
                           str(run_dir), "--json"], capture_output=True, text=True)
@@ -167,6 +176,9 @@ def main() -> None:
               f"{s['best_val_bpb']:>12.4f}")
     print(f"\nexperiments per hour with / without: {ratio:.2f}x (goal >= 1.35x)")
     online = a["early_abort"] or {}
+    rules = abort_rules(runs["with abort"])
+    print(f"aborted by the measured-error rule {rules['measured']}, by the noise model {rules['model']}, "
+          f"broken curves {rules['broken']}")
     print(f"false aborts online (shadow runs): {online.get('false_aborts')}/{online.get('shadow_would_abort')}")
     print(f"false aborts offline (replay on the campaign without abort): {offline['false_aborts']}/{offline['would_abort']} "
           f"of {offline['judged']} candidates ({offline['kept']} kept)")
@@ -174,7 +186,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
                                "cpus": os.cpu_count(), "args": vars(args), "wall_s": round(wall, 1), "campaigns": stats,
-                               "ratio": round(ratio, 3), "replay": offline, "run_dirs": {k: str(v) for k, v in runs.items()}},
+                               "ratio": round(ratio, 3), "abort_rules": rules, "replay": offline, "run_dirs": {k: str(v) for k, v in runs.items()}},
                               indent=1))
     plot(runs, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}; campaigns kept in {work}")
