@@ -8,7 +8,9 @@ the executor differs:
   of an agent at iteration t is the *noise-free* value of its incumbent: what it really found, not
   what its noisy measurements claimed. Regret = that minus the landscape's optimum.
 - `cpu-tiny`: the real runner on the cpu-tiny preset (20 s per experiment on 2 cores: hours). The
-  score is the incumbent's estimated val_bpb (the mean of its runs).
+  score is the incumbent's estimated val_bpb (the mean of its runs). Nothing else may run on the
+  machine meanwhile: the budget is wall clock, so cycles taken by other work become fewer steps and
+  worse scores (a disturbed calibration run inflates sigma and with it the keep margin).
 
     python benchmarks/search_efficiency.py --landscape synthetic --agents ppo,random,greedy,tpe --seeds 10 \\
         --iters 300 --out benchmarks/results/search_synthetic.json
