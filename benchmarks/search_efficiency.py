@@ -258,9 +258,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             synthetic = (SyntheticLandscape(template_source(), LandscapeConfig(seed=job["seed"]))
                          if args.landscape == "synthetic" else None)
-            results.append(curve_of(job, run_dir, synthetic, 0.0))
+            try:
+                results.append(curve_of(job, run_dir, synthetic, 0.0))
+            except KeyError:  # stopped before its calibration gave a baseline
+                missing.append(run_dir.name)
         if missing:  # a long run summarised before it ended: say what the table leaves out
-            print(f"not started, left out of the table: {', '.join(missing)}")
+            print(f"not started or not calibrated, left out of the table: {', '.join(missing)}")
         jobs = [job for job in jobs if f"{job['agent']}-{job['seed']}" not in missing]
         agents = [a for a in agents if any(job["agent"] == a for job in jobs)]
         root = Path(args.reuse)
