@@ -207,14 +207,21 @@ def measured_errors(runs: Sequence[tuple[Sequence[Sequence[float]], float]], war
     return tuple(tuple(by_check.get(k, [])[-MAX_MEASURED:]) for k in range(max(by_check, default=-1) + 1))
 
 
+def robust_spread(errors: Sequence[float]) -> tuple[float, float]:
+    """(median, 1.4826 * median absolute deviation): a centre and sd that a few wild errors do not move."""
+    values = np.asarray(errors, dtype=float)
+    median = float(np.median(values))
+    return median, 1.4826 * float(np.median(np.abs(values - median)))
+
+
 def _measured(spec: AbortSpec, fraction: float, curve_bpb: float, curve_sd: float) -> AbortAssessment | None:
     """Rule (3) of the module docstring; None until MIN_MEASURED errors are known at this check."""
     k = check_index(fraction, spec.warmup_fraction, spec.check_every_fraction)
     errors = np.array(spec.prediction_errors[k] if k < len(spec.prediction_errors) else ())
     if errors.size < MIN_MEASURED or not math.isfinite(curve_bpb):
         return None
-    bias = float(np.median(errors))
-    spread = max(1.4826 * float(np.median(np.abs(errors - bias))), _MEASURED_FLOOR * spec.incumbent_val_bpb)
+    bias, spread = robust_spread(errors)
+    spread = max(spread, _MEASURED_FLOOR * spec.incumbent_val_bpb)
     predicted_bpb = curve_bpb + bias
     target = spec.incumbent_val_bpb - spec.margin
     z_end = (predicted_bpb - target) / math.hypot(curve_sd if math.isfinite(curve_sd) else 0.0, spread)

@@ -8,7 +8,7 @@ from typing import Iterable
 
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
-from autoresearch_rl.selfeval.abort import MIN_MEASURED, AbortConfig, measured_errors
+from autoresearch_rl.selfeval.abort import MIN_MEASURED, AbortConfig, measured_errors, robust_spread
 from autoresearch_rl.selfeval.calibration import wilson_upper
 
 
@@ -36,8 +36,7 @@ def prediction_error_lines(rows: Iterable[ExperimentRow], config: AbortConfig = 
              "| check | runs | median | robust sd |", "|---|---|---|---|"]
     for k, check in enumerate(errors):
         if check:
-            median = statistics.median(check)
-            spread = 1.4826 * statistics.median(abs(e - median) for e in check)
+            median, spread = robust_spread(check)
             fraction = config.warmup_fraction + k * config.check_every_fraction
             lines.append(f"| {fraction:.0%} | {len(check)} | {median:+.4f} | {spread:.4f} |")
     return lines
