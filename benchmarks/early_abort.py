@@ -13,7 +13,7 @@ False aborts are measured twice:
   This uses every candidate, not only the shadow sample.
 
     python benchmarks/early_abort.py --preset cpu-tiny --hours 0.25
-    python benchmarks/early_abort.py --replay RUN_DIR            # only the offline replay on an existing campaign
+    python benchmarks/early_abort.py --replay RUN_DIR [RUN_DIR ...]  # only the offline replay on finished campaigns
 
 Writes benchmarks/results/early_abort_<preset>.json and .png (curves of both campaigns).
 """
@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -49,17 +50,20 @@ from autoresearch_rl.selfeval.abort import AbortConfig, assess, budget_fraction,
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) -> dict:
-    """Replay the abort rule on every finished candidate of a campaign that ran without it, in order: each
-    candidate is judged with the prediction errors (rule 3) of the candidates replayed before it."""
+def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig(), shadow_seed: int = 0) -> dict:
+    """Replay the abort rule on every finished candidate of a campaign that ran without it, in order, as a live
+    campaign would have met them: each candidate is judged with the prediction errors (rule 3) of those before it
+    that would have been scored (not stopped, or drawn as shadows with the config's probability, seeded)."""
     with Ledger.open(run_dir, create=False) as ledger:
         rows = ledger.experiments()
         meta = ledger.meta()
     by_id = {r.id: r for r in rows}
     margin = float(meta["keep_margin"])
     judged = fired = false = 0
+    saved_s = 0.0  # what the stopped runs would not have spent: the rest of their training, the export, the evaluation
     details = []
     scored: list[tuple[list, float]] = []  # (the checks' predictions, val_bpb) of the candidates replayed so far
+    shadows = random.Random(shadow_seed)
     for r in rows:
         if r.role != "candidate" or r.status not in (Status.KEPT, Status.DISCARDED) or not r.summary.get("curve"):
             continue
@@ -82,14 +86,23 @@ def replay(run_dir: Path, budget_s: float, config: AbortConfig = AbortConfig()) 
             predictions.append([v.fraction, v.curve_val_bpb, v.curve_sd])
             if v.abort and verdict is None:
                 verdict = v
-        scored.append((predictions, float(r.val_bpb)))
+        shadow = verdict is not None and shadows.random() < config.shadow_probability
+        if verdict is None or shadow:  # a live campaign scores it, and learns its prediction errors
+            scored.append((predictions, float(r.val_bpb)))
         if verdict is not None:
             fired += 1
             false += r.status is Status.KEPT
-            details.append({"id": r.id, "status": r.status.value, "at": round(verdict.fraction, 3),
+            if not shadow:
+                saved_s += r.timings.training * max(0.0, 1.0 - verdict.fraction) + r.timings.save + r.timings.evaluation
+            details.append({"id": r.id, "status": r.status.value, "at": round(verdict.fraction, 3), "shadow": shadow,
                             "predicted": round(verdict.predicted_val_bpb, 4), "val_bpb": r.val_bpb})
+    finished = [r.finished_at for r in rows if r.finished_at is not None]
+    wall_s = max(finished) - min(r.created_at for r in rows) if finished else 0.0
     return {"judged": judged, "would_abort": fired, "false_aborts": false,
             "false_abort_rate": false / fired if fired else None, "kept": sum(r.status is Status.KEPT for r in rows),
+            "saved_s": round(saved_s, 1), "wall_s": round(wall_s, 1),
+            # the same experiments in less time: assumes the campaign would have gone on with the same mix of runs
+            "projected_ratio": round(wall_s / (wall_s - saved_s), 3) if wall_s > saved_s else None,
             "details": details}
 
 
@@ -139,15 +152,26 @@ def main() -> None:
     parser.add_argument("--agent", default="ppo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hours", type=float, default=0.25, help="wall clock of each campaign (they run side by side)")
-    parser.add_argument("--replay", default=None, help="only replay the rule on this campaign directory")
+    parser.add_argument("--replay", nargs="+", default=None, metavar="RUN_DIR",
+                        help="only replay the rule on these campaign directories (finished candidates are the truth)")
     parser.add_argument("--abort-z", type=float, default=AbortConfig.z, help="the rule's base threshold (arl run --abort-z)")
+    parser.add_argument("--measured-z", type=float, default=AbortConfig.measured_z,
+                        help="threshold of the measured-error rule (arl run --abort-measured-z)")
+    parser.add_argument("--warmup", type=float, default=AbortConfig.warmup_fraction,
+                        help="budget fraction of the first check (replay only: what a live campaign would use)")
+    parser.add_argument("--check-every", type=float, default=AbortConfig.check_every_fraction,
+                        help="budget fraction between checks (replay only)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     from autoresearch_rl.env.presets import get_preset
 
     budget = get_preset(args.preset).time_budget_s
     if args.replay:
-        print(json.dumps(replay(Path(args.replay), budget, AbortConfig(z=args.abort_z)), indent=1))
+        config = AbortConfig(z=args.abort_z, measured_z=args.measured_z, warmup_fraction=args.warmup,
+                             check_every_fraction=args.check_every)
+        for run_dir in args.replay:
+            result = replay(Path(run_dir), budget, config)
+            print(json.dumps({"run_dir": run_dir, **{k: v for k, v in result.items() if k != "details"}}))
         return
     work = Path(tempfile.mkdtemp(prefix="arl-abort-"))
     env = {**os.environ, "ARL_THREADS": "1"}
@@ -181,7 +205,8 @@ def main() -> None:
           f"broken curves {rules['broken']}")
     print(f"false aborts online (shadow runs): {online.get('false_aborts')}/{online.get('shadow_would_abort')}")
     print(f"false aborts offline (replay on the campaign without abort): {offline['false_aborts']}/{offline['would_abort']} "
-          f"of {offline['judged']} candidates ({offline['kept']} kept)")
+          f"of {offline['judged']} candidates ({offline['kept']} kept); replayed, the rule would have saved "
+          f"{offline['saved_s']:.0f} s of its {offline['wall_s']:.0f} s: {offline['projected_ratio']}x projected")
     out = Path(args.out) if args.out else RESULTS / f"early_abort_{args.preset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),

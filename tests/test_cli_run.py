@@ -128,6 +128,9 @@ def test_run_with_bad_arguments_is_one_line_exit_2(run_cache: Path, tmp_path: Pa
     bad_mz = arl("run", "--preset", "cpu-smoke", "--abort-measured-z", "nan", "--run-dir", "camp", cache=run_cache,
                  cwd=tmp_path)
     assert bad_mz.returncode == 2 and bad_mz.stderr.count("\n") == 1 and "--abort-measured-z" in bad_mz.stderr
+    for flag, value in (("--abort-warmup", "1"), ("--abort-every", "0")):
+        bad_check = arl("run", "--preset", "cpu-smoke", flag, value, "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
+        assert bad_check.returncode == 2 and bad_check.stderr.count("\n") == 1 and flag in bad_check.stderr
     missing = arl("report", "--run-dir", "nowhere", cache=run_cache, cwd=tmp_path)
     assert missing.returncode == 2 and "no campaign" in missing.stderr
 

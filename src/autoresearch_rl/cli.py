@@ -154,6 +154,10 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
         raise UserError(f"--abort-z must be a number >= 0, not {args.abort_z}")
     if not args.abort_measured_z >= 0.0:
         raise UserError(f"--abort-measured-z must be a number >= 0, not {args.abort_measured_z}")
+    if not 0.0 <= args.abort_warmup < 1.0:
+        raise UserError(f"--abort-warmup must be in [0, 1), not {args.abort_warmup}")
+    if not 0.0 < args.abort_every <= 1.0:
+        raise UserError(f"--abort-every must be in (0, 1], not {args.abort_every}")
     if not 0.0 <= args.audit_fraction < 1.0:
         raise UserError(f"--audit-fraction must be in [0, 1), not {args.audit_fraction}")
     if args.calibration_seeds < 2:
@@ -167,9 +171,9 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
     oracle = OracleConfig(max_iters=args.max_iters, max_hours=args.max_hours, max_device_hours=args.max_device_hours)
     return LoopConfig(seed=seed, noise=NoiseConfig(calibration_seeds=args.calibration_seeds), keep=keep, oracle=oracle,
                       smoke_check=not args.no_smoke, audit_fraction=args.audit_fraction,
-                      abort=None if args.no_early_abort else AbortConfig(shadow_probability=args.abort_shadow,
-                                                                                z=args.abort_z,
-                                                                                measured_z=args.abort_measured_z))
+                      abort=None if args.no_early_abort else AbortConfig(
+                          shadow_probability=args.abort_shadow, z=args.abort_z, measured_z=args.abort_measured_z,
+                          warmup_fraction=args.abort_warmup, check_every_fraction=args.abort_every))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -412,9 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="standard deviations of evidence before a run is aborted, under the noise model used until "
                         "the campaign has measured its own prediction errors; false aborts on shadow runs raise it "
                         "(default 3)")
-    p.add_argument("--abort-measured-z", type=float, default=2.5,  # AbortConfig.measured_z
-                   help="the same once 8 scored runs have measured how far the curves' predictions land "
-                        "(default 2.5)")
+    p.add_argument("--abort-measured-z", type=float, default=2.0,  # AbortConfig.measured_z
+                   help="the same once 6 scored runs have measured how far the curves' predictions land "
+                        "(default 2)")
+    p.add_argument("--abort-warmup", type=float, default=0.2,  # AbortConfig.warmup_fraction
+                   help="share of the budget spent before the first check of a run (default 0.2)")
+    p.add_argument("--abort-every", type=float, default=0.05,  # AbortConfig.check_every_fraction
+                   help="share of the budget between checks after the first (default 0.05)")
     p.add_argument("--abort-shadow", type=float, default=0.2,
                    help="share of would-be-aborted runs finished anyway to measure false aborts (default 0.2)")
     p.add_argument("--workers", type=int, default=1,

@@ -22,7 +22,7 @@ from autoresearch_rl.selfeval.accounting import prediction_error_lines, predicti
 from autoresearch_rl.selfeval.monitor import CurveMonitor
 
 from .test_abort import checks
-from .test_paired_abort import MARGIN, VAL_BPB, first_abort, run, spec
+from .test_paired_abort import BUDGET, FINAL_LOSS, MARGIN, VAL_BPB, first_abort, run, spec
 
 CHECKS = 8  # warm-up 30%, then every 10%: checks 0..7 (the last at the end of the budget)
 
@@ -150,8 +150,10 @@ def test_the_loop_learns_errors_from_scored_runs_that_recorded_their_checks() ->
             row(2, Status.ABORTED, None, {"abort_checks": [[0.3, 1.9, 0.01]]}),  # no score: nothing to learn
             row(3, Status.KEPT, 1.60, {"abort_checks": [[0.31, 1.58, 0.01]], "abort_shadow": True}),
             row(4, Status.DISCARDED, 1.65, {})]  # judged by no rule (the campaign ran without abort)
-    first, second = prediction_errors(rows, AbortConfig())
+    first, second = prediction_errors(rows, AbortConfig(warmup_fraction=0.3, check_every_fraction=0.1))
     assert first == pytest.approx((-0.02, 0.02)) and second == pytest.approx((-0.01,))
+    by_default = prediction_errors(rows, AbortConfig())  # checks from 20%, every 5%: 30% and 40% are checks 2 and 4
+    assert by_default[2] == pytest.approx((-0.02, 0.02)) and by_default[4] == pytest.approx((-0.01,))
 
 
 def test_the_report_shows_the_errors_the_measured_rule_judges_by() -> None:
@@ -163,3 +165,21 @@ def test_the_report_shows_the_errors_the_measured_rule_judges_by() -> None:
     assert "| 30% | 9 | +0.0000 | 0.0148 |" in text and "| 50% | 9 | +0.0100 | 0.0000 |" in text
     assert "| 40% |" not in text  # no run was checked there
     assert prediction_error_lines([]) == []
+
+
+def test_the_shipped_schedule_checks_from_a_fifth_of_the_budget_every_twentieth(tmp_path: Path) -> None:
+    """Defaults: first check at 20%, then every 5% to the end (17 checks); a clearly losing run stops at the first."""
+    config = AbortConfig()
+    curve = [(p.elapsed, p.loss, p.tokens) for p in run(seed=1000)]  # the incumbent, as test_paired_abort's spec()
+    default = config.spec(incumbent_curve=curve, incumbent_final_loss=FINAL_LOSS, incumbent_val_bpb=VAL_BPB,
+                          margin=MARGIN, budget_s=BUDGET)
+    assert (default.warmup_fraction, default.check_every_fraction, default.measured_threshold) == (0.2, 0.05, 2.0)
+    log = tmp_path / "log"
+    log.touch()
+    monitor = CurveMonitor(default, log)
+    _follow(monitor, log, run(gap=0.0))
+    records = monitor.summary()["abort_checks"]
+    assert monitor.fired is None and len(records) == monitor.checks == 17
+    assert [check_index(f, 0.2, 0.05) for f, _, _ in records] == list(range(17))
+    verdict = first_abort(default, run(gap=0.3))
+    assert verdict is not None and 0.2 <= verdict.fraction < 0.25, verdict

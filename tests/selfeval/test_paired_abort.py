@@ -15,7 +15,7 @@ import pytest
 from autoresearch_rl.runner.logparse import ProgressPoint
 from autoresearch_rl.selfeval.abort import AbortAssessment, AbortSpec
 
-from .test_abort import checks  # assess at every check the live monitor makes
+from .test_abort import SCHEDULE, checks  # assess at every check the live monitor makes
 
 BUDGET = 20.0
 STEPS = 40  # the incumbent's steps in the budget
@@ -51,7 +51,7 @@ def spec(**overrides: object) -> AbortSpec:
     incumbent = run(seed=1000)
     curve = tuple((p.elapsed, p.loss, p.tokens) for p in incumbent)
     fields: dict = dict(incumbent_curve=curve, incumbent_final_loss=FINAL_LOSS, incumbent_val_bpb=VAL_BPB,
-                        margin=MARGIN, budget_s=BUDGET)
+                        margin=MARGIN, budget_s=BUDGET, **SCHEDULE)
     return AbortSpec(**{**fields, **overrides})
 
 

@@ -36,8 +36,8 @@ incumbent_val_bpb - margin.
    Per-point noise is the larger of both fits' rmse (and 0.5% of the loss: a small fit can be exact);
    with few points the sigmas are widened by t_dof(Φ(z)) / z, as noise estimated from dof residuals asks.
 
-Checks repeat about 7 times in a run; at z = 3 the chance under the Gaussian model that any of them
-fires on a candidate that would reach the target is below 7 · 0.13% (a Bonferroni bound for the
+Checks repeat 17 times in a run (from 20% of the budget, every 5%); at z = 3 the chance under the Gaussian
+model that any of them fires on a candidate that would reach the target is below 17 · 0.13% (a Bonferroni bound for the
 sequence). Model error is not in that bound: calibration.py measures false aborts on shadow runs
 (never killed, they record where they would have been) and adapts z.
 
@@ -49,7 +49,7 @@ sequence). Model error is not in that bound: calibration.py measures false abort
    replace the model in (2): the prediction is corrected by their median and its spread is their
    robust standard deviation (1.4826 · MAD) combined with the curves' noise. The run is aborted when
    its corrected prediction misses the target by `measured_threshold` of that spread: under the
-   measured errors it then has less than Φ(-z) (0.6% at z = 2.5) chance to be kept. The errors are
+   measured errors it then has less than Φ(-z) (2.3% at z = 2) chance to be kept. The errors are
    of the outcome itself (they hold the run-to-run noise), so the margin is not counted again, and
    (a) is not needed: the measurement, not a model, says how much the present gap is worth.
    calibration.py's shadow runs check this rule as they check the other.
@@ -79,7 +79,7 @@ _SAME_SPEED = 0.02  # token counts at the end within 2%: no speed correction
 _PAIRED_NOISE_FLOOR = 0.001  # paired differences' noise is at least this fraction of the incumbent's final loss
 _RECENT = 3  # losses averaged by the divergence test
 _NOISE_FLOOR = 0.005  # per-point noise is at least this fraction of the incumbent's final loss
-MIN_MEASURED = 8  # prediction errors of finished runs at a check before the measured rule (3) replaces the model
+MIN_MEASURED = 6  # prediction errors of finished runs at a check before the measured rule (3) replaces the model
 MAX_MEASURED = 64  # the most recent errors per check: the landscape moves as the incumbent improves
 _MEASURED_FLOOR = 0.001  # the spread of measured errors is at least this fraction of the incumbent's val_bpb
 # summary keys the runner writes about the rule: a candidate printing them in its own summary is overridden or dropped
@@ -98,12 +98,12 @@ class AbortSpec:
     budget_s: float  # the preset's time budget
     threshold: float = 3.0  # z of the rule, from AbortCalibrator.threshold
     shadow: bool = False  # never kill: only record where the rule would have aborted
-    warmup_fraction: float = 0.3  # no check before this fraction of the budget
-    check_every_fraction: float = 0.1  # then a check each time this much more of it is spent
+    warmup_fraction: float = 0.2  # no check before this fraction of the budget
+    check_every_fraction: float = 0.05  # then a check each time this much more of it is spent
     incumbent_tokens: tuple[int, ...] = ()  # tokens at each curve point (from a curve's third column when it has one)
     # rule (3): per check (0 = the warm-up check), scored val_bpb - prediction of the campaign's finished runs
     prediction_errors: tuple[tuple[float, ...], ...] = ()
-    measured_threshold: float = 2.5  # z of rule (3)
+    measured_threshold: float = 2.0  # z of rule (3)
 
     def __post_init__(self) -> None:
         raw = tuple(tuple(point) for point in self.incumbent_curve)
@@ -134,12 +134,12 @@ class AbortConfig:
     """Early abort of doomed runs (this module) and the calibration of its threshold (calibration.py)."""
 
     enabled: bool = True  # judge runs against the incumbent's curve and stop the doomed ones
-    warmup_fraction: float = 0.3  # no check before this fraction of the budget is spent
-    check_every_fraction: float = 0.1  # then one check each time this much more of it is spent
+    warmup_fraction: float = 0.2  # no check before this fraction of the budget is spent
+    check_every_fraction: float = 0.05  # then one check each time this much more of it is spent
     z: float = 3.0  # base threshold in standard deviations; the calibrator adapts it
     shadow_probability: float = 0.2  # chance that a run is a shadow: never killed, it records where it would have been
     max_false_abort_rate: float = 0.05  # bound on aborted runs that would have been kept
-    measured_z: float = 2.5  # threshold of rule (3), once the campaign has measured its prediction errors
+    measured_z: float = 2.0  # threshold of rule (3), once the campaign has measured its prediction errors
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_fraction < 1 or not 0 < self.check_every_fraction <= 1:
