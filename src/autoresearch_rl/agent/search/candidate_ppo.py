@@ -1,0 +1,126 @@
+"""Our PPO agent for discrete spaces: a policy that scores candidates by task-agnostic features, trained online.
+
+logit(candidate) = PRIOR . features + MLP([features, campaign features]); value = MLP(campaign features).
+The prior is hand-set (prefer untried edits, predicted and measured gains, knobs that paid off; avoid
+crash-prone values): at the start the agent is a sensible local searcher. PPO (CleanRL's clipped
+objective and GAE from `agent/ppo.py`) updates the network every `rollout` decisions on the rewards
+the keep rule gives (improvement over the incumbent in sigma, clipped). The loop calls `update`
+when `ready()`; proposing never trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from autoresearch_rl.agent.ppo import PPOConfig, gae, ppo_losses
+from autoresearch_rl.agent.search.candidate_features import CAMPAIGN_FEATURES, CANDIDATE_FEATURES, featurise
+from autoresearch_rl.agent.search.neighbourhood import step_rng
+from autoresearch_rl.core.proposer import Proposal
+from autoresearch_rl.core.space import DiscreteSpace
+from autoresearch_rl.core.state import CampaignState, Experiment
+
+# untried, measured, measured_gain, predicted_gain, knob_tries, knob_best, crash_rate, remeasure, move, bias
+PRIOR = (2.0, 0.0, 1.5, 3.0, 0.0, 1.0, -3.0, -2.0, 0.0, 0.0)
+
+
+class CandidateScorer(nn.Module):
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.prior = nn.Parameter(torch.tensor(PRIOR, dtype=torch.float32))
+        self.actor = nn.Sequential(nn.Linear(CANDIDATE_FEATURES + CAMPAIGN_FEATURES, hidden), nn.Tanh(),
+                                   nn.Linear(hidden, 1))
+        self.critic = nn.Sequential(nn.Linear(CAMPAIGN_FEATURES, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        nn.init.normal_(self.actor[2].weight, std=0.01)
+        nn.init.zeros_(self.actor[2].bias)
+
+    def logits(self, cands: torch.Tensor, campaign: torch.Tensor) -> torch.Tensor:
+        """(..., n, F) candidates and (..., C) campaign features -> (..., n) logits."""
+        ctx = campaign.unsqueeze(-2).expand(*cands.shape[:-1], campaign.shape[-1])
+        return cands @ self.prior + self.actor(torch.cat([cands, ctx], -1)).squeeze(-1)
+
+    def value(self, campaign: torch.Tensor) -> torch.Tensor:
+        return self.critic(campaign).squeeze(-1)
+
+
+@dataclass
+class _Step:
+    cands: np.ndarray
+    campaign: np.ndarray
+    action: int
+    logprob: float
+    value: float
+    reward: float | None = None
+
+
+class CandidatePPO:
+    name = "ppo"
+
+    def __init__(self, space: DiscreteSpace, seed: int = 0, horizon: int = 200, config: PPOConfig | None = None,
+                 rollout: int = 32, learn: bool = True) -> None:
+        self.space, self.seed, self.horizon, self.rollout, self.learn = space, seed, horizon, rollout, learn
+        self.config = config or PPOConfig(learning_rate=3e-4, gamma=0.9, gae_lambda=0.95)
+        torch.manual_seed(seed)
+        self.net = CandidateScorer()
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate)
+        self.version = 0
+        self._steps: list[_Step] = []
+        self._by_exp: dict[int, _Step] = {}
+
+    def propose(self, state: CampaignState) -> Proposal:
+        cands, rows, campaign = featurise(self.space, state, self.horizon)
+        with torch.no_grad():
+            logits = self.net.logits(torch.from_numpy(rows), torch.from_numpy(campaign))
+            probs = torch.softmax(logits, -1).double().numpy()
+            value = float(self.net.value(torch.from_numpy(campaign)))
+        probs = probs / probs.sum()
+        action = int(step_rng(self.seed, state.iterations, self.name).choice(len(cands), p=probs))
+        step = _Step(rows, campaign, action, float(np.log(max(probs[action], 1e-12))), value)
+        self._by_exp[len(state.experiments)] = step
+        config, kind = cands[action]
+        return Proposal(config, kind, info={"action": action, "logprob": round(step.logprob, 6)})
+
+    def observe(self, state: CampaignState, experiment: Experiment) -> None:
+        step = self._by_exp.pop(experiment.exp, None)
+        if step is None or experiment.reward is None:
+            return  # not proposed by this policy (a replay, or a confirmation)
+        step.reward = float(experiment.reward) / 5.0
+        self._steps.append(step)
+
+    def ready(self) -> bool:
+        return self.learn and len(self._steps) >= self.rollout
+
+    def update(self, state: CampaignState) -> dict[str, float]:
+        steps, self._steps = self._steps, []
+        n_max = max(len(s.cands) for s in steps)
+        cands = torch.zeros(len(steps), n_max, CANDIDATE_FEATURES)
+        mask = torch.zeros(len(steps), n_max, dtype=torch.bool)
+        for i, s in enumerate(steps):
+            cands[i, :len(s.cands)] = torch.from_numpy(s.cands)
+            mask[i, :len(s.cands)] = True
+        campaign = torch.from_numpy(np.stack([s.campaign for s in steps]))
+        actions = torch.tensor([s.action for s in steps])
+        old_logprob = torch.tensor([s.logprob for s in steps])
+        values = torch.tensor([s.value for s in steps])
+        rewards = torch.tensor([s.reward or 0.0 for s in steps])
+        _, _, next_campaign = featurise(self.space, state, self.horizon)
+        with torch.no_grad():
+            next_value = self.net.value(torch.from_numpy(next_campaign))
+        advantages, returns = gae(rewards, values, next_value, self.config.gamma, self.config.gae_lambda)
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        metrics: dict[str, float] = {}
+        for _ in range(self.config.epochs):
+            logits = self.net.logits(cands, campaign).masked_fill(~mask, float("-inf"))
+            dist = torch.distributions.Categorical(logits=logits)
+            losses = ppo_losses(dist.log_prob(actions), old_logprob, advantages, self.net.value(campaign), returns,
+                                dist.entropy(), self.config)
+            self.optimizer.zero_grad()
+            losses["loss"].backward()
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.config.max_grad_norm)
+            self.optimizer.step()
+            metrics = {k: round(float(v.detach()), 6) for k, v in losses.items()}
+        self.version += 1
+        return metrics

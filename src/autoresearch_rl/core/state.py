@@ -1,0 +1,185 @@
+"""CampaignState: the pure fold of a campaign's events. No I/O; resume = fold the stored log.
+
+`state.apply(event)` returns a new state; `fold(events)` applies them from the empty state. What
+the loop, the proposers, the stoppers and the benchmark want to know (incumbent, its value as the
+mean of all its measurements, the noise sigma, iterations, pending work) is read from here.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+from autoresearch_rl.core.events import (Aborted, CampaignStarted, Calibrated, Crashed, Decided, Event,
+                                         PolicyUpdated, Proposed, Scored, Stopped)
+from autoresearch_rl.core.space import Config
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One proposed run and what became of it."""
+
+    exp: int
+    config: Config
+    kind: str  # calibration | edit | confirm | remeasure
+    parent: int | None
+    info: dict[str, Any]
+    outcome: str = "pending"  # pending | scored | crashed | aborted
+    value: float | None = None  # the measurement (scored), or the pruner's prediction (aborted)
+    cost_s: float = 0.0
+    verdict: str | None = None  # set by Decided: kept | discarded | confirm | failed | measured
+    reward: float | None = None
+    incumbent_value: float | None = None  # the incumbent's value when it was proposed (what it was compared with)
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("crashed", "aborted")
+
+
+@dataclass(frozen=True)
+class CampaignState:
+    task: str = ""
+    seed: int = 0
+    start: Config = ()
+    calibration_runs: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    experiments: tuple[Experiment, ...] = ()
+    sigma: float | None = None  # seed noise of one measurement, from calibration
+    baseline: float | None = None  # the start's calibrated value
+    incumbent: Config = ()
+    incumbent_exp: int | None = None
+    incumbent_values: tuple[float, ...] = ()  # every measurement of the incumbent (its value is their mean)
+    improvements: tuple[int, ...] = ()  # iterations (1-based) at which an edit was kept
+    policy_version: int = 0
+    stopped: Stopped | None = None
+
+    # ---- the reducer -----------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> CampaignState:
+        if isinstance(event, CampaignStarted):
+            return replace(self, task=event.task, seed=event.seed, start=tuple(event.start),
+                           calibration_runs=event.calibration_runs, settings=dict(event.settings),
+                           incumbent=tuple(event.start))
+        if isinstance(event, Proposed):
+            if event.exp != len(self.experiments):
+                raise ValueError(f"event log out of order: proposed exp {event.exp}, expected {len(self.experiments)}")
+            exp = Experiment(event.exp, tuple(event.config), event.kind, event.parent, dict(event.info),
+                             incumbent_value=self.incumbent_value)
+            return replace(self, experiments=self.experiments + (exp,))
+        if isinstance(event, Scored):
+            return self._update(event.exp, outcome="scored", value=event.value, cost_s=event.cost_s)
+        if isinstance(event, Crashed):
+            return self._update(event.exp, outcome="crashed", cost_s=event.cost_s)
+        if isinstance(event, Aborted):
+            return self._update(event.exp, outcome="aborted", value=event.predicted, cost_s=event.cost_s)
+        if isinstance(event, Calibrated):
+            values = tuple(e.value for e in self.experiments if e.kind == "calibration" and e.outcome == "scored")
+            first = next((e.exp for e in self.experiments if e.kind == "calibration"), None)
+            return replace(self, sigma=event.sigma, baseline=event.baseline, incumbent_values=values,
+                           incumbent_exp=first)
+        if isinstance(event, Decided):
+            state = self._update(event.exp, verdict=event.verdict, reward=event.reward)
+            exp = state.experiments[event.exp]
+            if event.verdict == "kept":
+                return replace(state, incumbent=exp.config, incumbent_exp=exp.exp,
+                               incumbent_values=tuple(state.runs_of(exp.exp)),
+                               improvements=state.improvements + (state.iterations,))
+            if event.verdict == "measured" and exp.config == state.incumbent and exp.value is not None:
+                return replace(state, incumbent_values=state.incumbent_values + (exp.value,))
+            return state
+        if isinstance(event, PolicyUpdated):
+            return replace(self, policy_version=event.version)
+        if isinstance(event, Stopped):
+            return replace(self, stopped=event)
+        raise TypeError(f"not an event: {event!r}")
+
+    def _update(self, exp_id: int, **changes: Any) -> CampaignState:
+        if not 0 <= exp_id < len(self.experiments):
+            raise ValueError(f"event for unknown experiment {exp_id}")
+        updated = replace(self.experiments[exp_id], **changes)
+        return replace(self, experiments=self.experiments[:exp_id] + (updated,) + self.experiments[exp_id + 1:])
+
+    # ---- what everyone reads ------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return bool(self.start)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.sigma is not None
+
+    @property
+    def incumbent_value(self) -> float | None:
+        return statistics.fmean(self.incumbent_values) if self.incumbent_values else None
+
+    @cached_property
+    def iterations(self) -> int:
+        """Runs spent after calibration (edits, confirmations, re-measurements): the budget every agent shares."""
+        return sum(e.kind != "calibration" for e in self.experiments)
+
+    @cached_property
+    def measurement_counts(self) -> dict[Config, int]:
+        counts: dict[Config, int] = {}
+        for e in self.experiments:
+            counts[e.config] = counts.get(e.config, 0) + 1
+        return counts
+
+    @cached_property
+    def observations(self) -> tuple[tuple[Config, float | None], ...]:
+        """(config, measured value or None for a crash) of every finished run, oldest first."""
+        return tuple((e.config, e.value if e.outcome == "scored" else None)
+                     for e in self.experiments if e.outcome in ("scored", "crashed"))
+
+    @cached_property
+    def edits(self) -> tuple[Experiment, ...]:
+        return tuple(e for e in self.experiments if e.kind == "edit")
+
+    def runs_of(self, exp_id: int) -> list[float]:
+        """The measurements that judge a candidate: its own and those of its confirmations."""
+        out = []
+        for e in self.experiments[exp_id:]:
+            if e.outcome == "scored" and e.value is not None and (e.exp == exp_id or (e.kind == "confirm" and e.parent == exp_id)):
+                out.append(e.value)
+        return out
+
+    def confirmations_finished(self, exp_id: int) -> int:
+        return sum(1 for c in self.experiments[exp_id + 1:]
+                   if c.kind == "confirm" and c.parent == exp_id and c.outcome != "pending")
+
+    def awaiting_confirmation(self) -> Experiment | None:
+        """A candidate judged 'confirm' whose confirmation run has not been proposed yet."""
+        for e in reversed(self.edits):
+            if e.verdict == "confirm":
+                if not any(c.kind == "confirm" and c.parent == e.exp for c in self.experiments[e.exp + 1:]):
+                    return e
+                return None
+        return None
+
+    @property
+    def crash_fraction(self) -> float:
+        runs = [e for e in self.experiments if e.kind == "edit" and e.outcome != "pending"]
+        return sum(e.failed for e in runs) / len(runs) if runs else 0.0
+
+    @property
+    def iterations_since_improvement(self) -> int:
+        return self.iterations - (self.improvements[-1] if self.improvements else 0)
+
+    def incumbent_gap(self, value: float) -> float:
+        """How much better `value` is than the incumbent, in sigma (inf when sigma is 0 and it is better)."""
+        inc = self.incumbent_value
+        assert inc is not None and self.sigma is not None
+        if self.sigma > 0:
+            return (inc - value) / self.sigma
+        return math.copysign(math.inf, inc - value) if inc != value else 0.0
+
+
+def fold(events: Iterable[Event], state: CampaignState | None = None) -> CampaignState:
+    state = state or CampaignState()
+    for event in events:
+        state = state.apply(event)
+    return state

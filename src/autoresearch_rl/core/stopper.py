@@ -1,0 +1,57 @@
+"""`Stopper`: when a campaign ends. Budgets, and the convergence oracle read from the campaign state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from autoresearch_rl.core.events import Stopped
+from autoresearch_rl.core.state import CampaignState
+from autoresearch_rl.oracle.convergence import Convergence
+from autoresearch_rl.oracle.rules import CampaignProgress
+
+
+class Stopper(Protocol):
+    def check(self, state: CampaignState) -> Stopped | None: ...
+
+
+@dataclass(frozen=True)
+class MaxIterations:
+    limit: int
+
+    def check(self, state: CampaignState) -> Stopped | None:
+        if state.iterations >= self.limit:
+            return Stopped("max_iters", f"reached {self.limit} iterations")
+        return None
+
+
+def progress_of(state: CampaignState, entropy_ratio: float | None = None,
+                entropy_floor_ratio: float | None = None) -> CampaignProgress:
+    """The oracle's view of a campaign state (time is simulated: the summed cost of its runs)."""
+    hours = sum(e.cost_s for e in state.experiments) / 3600.0
+    return CampaignProgress(iterations=state.iterations, elapsed_hours=hours, device_hours=hours,
+                            improvement_iterations=state.improvements, entropy_ratio=entropy_ratio,
+                            entropy_floor_ratio=entropy_floor_ratio)
+
+
+@dataclass(frozen=True)
+class Converged:
+    """The termination oracle's convergence rule (Beta-Bernoulli drought test) on the campaign state."""
+
+    rule: Convergence = field(default_factory=Convergence)
+
+    def check(self, state: CampaignState) -> Stopped | None:
+        decision = self.rule.check(progress_of(state))
+        return Stopped(decision.rule, decision.reason) if decision else None
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    stoppers: Sequence[Stopper]
+
+    def check(self, state: CampaignState) -> Stopped | None:
+        for s in self.stoppers:
+            if (stop := s.check(state)) is not None:
+                return stop
+        return None
