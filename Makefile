@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: prepare the frozen env, calibrate the noise, let the agent research for ITERS iterations, report.
+# The main job: prepare the frozen env, calibrate the noise, let the agent research for ITERS iterations,
+# verify the best against the baseline on fresh seeds, report.
 # Re-running resumes the campaign in RUN_DIR (a finished one just reports again).
 run: $(STAMP)
 	$(BIN)/arl prepare --preset $(PRESET)
 	$(BIN)/arl run --preset $(PRESET) --agent $(AGENT) --max-iters $(ITERS) --run-dir $(RUN_DIR)
+	$(BIN)/arl verify --run-dir $(RUN_DIR)
 	$(BIN)/arl report --run-dir $(RUN_DIR)
 	$(BIN)/arl status --run-dir $(RUN_DIR)
 
@@ -35,7 +37,8 @@ test: $(STAMP)
 # a few minutes each on 2 cores; run them on a quiet machine.
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[ray]"
-	$(BIN)/python benchmarks/search_efficiency.py --landscape synthetic --agents ppo,random,greedy,tpe --seeds 4 --iters 100 --out benchmarks/results/search_synthetic_quick.json
+	$(BIN)/python benchmarks/search_efficiency.py --landscape synthetic,nb201:cifar100,hpobench:kc1 --seeds 10 --iters 100 --out benchmarks/results/search_quick.json
+	$(BIN)/python benchmarks/loop_speed.py --iters 200 --out benchmarks/results/loop_speed_quick.json
 	$(BIN)/python benchmarks/harness_overhead.py --iters 1 --synthetic-iters 30 --eval-repeats 1
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/scaleout.py --preset cpu-smoke --iters 4 --configs local:1,local:2,ray:2 --out benchmarks/results/scaleout_quick.json

@@ -11,8 +11,9 @@ values) with the same noise stream. Score: the normalised **true** regret of the
 (f(inc) - f*) / (f(start) - f*), at 25/50/100/200 iterations (every run after calibration counts).
 Pairs of agents get wins/losses/ties, the exact sign test and a bootstrap 95% CI of the median
 paired difference. Writes the JSON, a PNG beside it (median regret vs iteration, 95% CI bands, one
-panel per task), and prints the tables. The durable (SQLite + git) path and the real cpu-tiny proxy
-are in `search_durable.py` (`--durable` or `--landscape cpu-tiny` hand over to it).
+panel per task), and prints the tables. Campaigns run in memory; `--durable` runs the same loop on the
+SQLite event log + git in `--root` (identical results, resumable). `--landscape cpu-tiny` hands over to
+`search_durable.py`: real train.py campaigns of the `arl run` loop on the CPU proxy.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def run_seed(job: dict) -> list[dict]:
     landscape = load_landscape(job["task"], job["seed"])
     out = []
     for agent in job["agents"]:
-        r = simulate(landscape, agent, job["seed"], job["iters"], task=job["task"])
+        run_dir = None
+        if job.get("root"):  # --durable: the same loop on the SQLite event log + git
+            run_dir = Path(job["root"]) / job["task"].replace(":", "_").replace("/", "_") / f"{agent}-{job['seed']}"
+        r = simulate(landscape, agent, job["seed"], job["iters"], task=job["task"], run_dir=run_dir)
         out.append({"task": job["task"], "agent": agent, "seed": job["seed"], "regret": r.regret,
                     "decisions": r.decisions, "kept": r.kept, "false_keeps": r.false_keeps,
                     "oracle_fired_at": r.oracle_fired_at, "seconds": r.seconds})
@@ -174,13 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--out", default=None, help="JSON result (a PNG is written beside it)")
     parser.add_argument("--focus", default="ppo", help="the agent whose paired results are printed against the rest")
-    parser.add_argument("--durable", action="store_true", help="the SQLite + git path of search_durable.py")
+    parser.add_argument("--durable", action="store_true",
+                        help="campaigns on the SQLite event log + git in --root (resumable) instead of in memory")
+    parser.add_argument("--root", default=None, help="--durable: where the run directories go (default: a temp dir)")
     args, rest = parser.parse_known_args(argv)
-    if args.durable or args.landscape == "cpu-tiny":
+    if args.landscape == "cpu-tiny":  # the real proxy: train.py campaigns of the `arl run` loop
         import search_durable
 
-        forwarded = ["--landscape", "synthetic" if args.durable and args.landscape == "synthetic" else args.landscape,
-                     "--seeds", str(args.seeds), "--iters", str(args.iters), "--agents", args.agents, *rest]
+        forwarded = ["--landscape", args.landscape, "--seeds", str(args.seeds), "--iters", str(args.iters),
+                     "--agents", args.agents, *rest]
         if args.out:
             forwarded += ["--out", args.out]
         return search_durable.main(forwarded)
@@ -202,22 +208,38 @@ def main(argv: list[str] | None = None) -> int:
             load_landscape(t, 0)  # a bad name fails here, in one line, before any work
     except LandscapeSpecError as exc:
         parser.error(str(exc))
-    jobs = [{"task": t, "seed": s, "agents": agents, "iters": args.iters} for t in tasks for s in range(args.seeds)]
+    root = None
+    if args.durable:
+        import tempfile
+
+        root = str(Path(args.root).resolve() if args.root else Path(tempfile.mkdtemp(prefix="arl-durable-")))
+        print(f"durable campaigns in {root}")
+    jobs = [{"task": t, "seed": s, "agents": agents, "iters": args.iters, "root": root}
+            for t in tasks for s in range(args.seeds)]
     started = time.perf_counter()
     results: list[dict] = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), TimeRemainingColumn())
+    what = f"{len(tasks)} tasks x {args.seeds} seeds x {len(agents)} agents"
+    every = max(1, len(jobs) // 20)
+
+    def advance(progress: Progress, bar) -> None:
+        progress.advance(bar)
+        done = len(results) // len(agents)
+        if not progress.console.is_terminal and (done % every == 0 or done == len(jobs)):  # a log file: plain lines
+            print(f"{what}: {done}/{len(jobs)} seeds done, {time.perf_counter() - started:.0f} s", flush=True)
+
     with Progress(*columns) as progress:
-        bar = progress.add_task(f"{len(tasks)} tasks x {args.seeds} seeds x {len(agents)} agents", total=len(jobs))
+        bar = progress.add_task(what, total=len(jobs))
         if args.workers <= 1:
             for job in jobs:
                 results += run_seed(job)
-                progress.advance(bar)
+                advance(progress, bar)
         else:
             with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
                 for out in pool.imap_unordered(run_seed, jobs):
                     results += out
-                    progress.advance(bar)
+                    advance(progress, bar)
     elapsed = time.perf_counter() - started
     summary = summarise(results, tasks, agents, args.iters)
     print_tables(summary, agents, args.focus)

@@ -241,4 +241,7 @@ def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dic
         "running": [{"id": r.id, "role": r.role, "description": r.description} for r in running],
         "stop_reason": meta.get("stop_reason"),
         "stop_rule": meta.get("stop_rule"),
+        "verified": ({k: meta["verified"][k] for k in ("baseline_mean", "best_mean", "gain", "ci95_low", "ci95_high",
+                                                        "runs_each")}
+                     if meta.get("verified") and meta["verified"].get("best_sha") == incumbent.get("sha") else None),
     }

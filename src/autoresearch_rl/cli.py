@@ -135,6 +135,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  worker {w['worker']}: {w['experiments']} experiments, busy {100 * w['utilisation']:.0f}% | {w['devices']}")
     for r in summary["running"]:
         print(f"running: experiment {r['id']} ({r['role']}): {r['description']}")
+    if summary["verified"] is not None:
+        from autoresearch_rl.verify import Verified
+
+        print(Verified(**summary["verified"], best_sha="", seeds=[]).line())
     print(f"stopped: {summary['stop_reason']}" if summary["stop_reason"] else "stop reason: none (running or resumable)")
     return 0
 
@@ -241,6 +245,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         table.add_row(s.operator, str(s.tries), str(s.kept), str(s.failed), f"{s.mean_reward:+.2f}",
                       "" if s.best_gain is None else f"{s.best_gain:+.4f}")
     Console(highlight=False, width=None if sys.stdout.isatty() else 140).print(table)
+    meta_verified = report.verified
+    if meta_verified is not None:
+        print(meta_verified.line())
     for h in report.heldout:
         val = "-" if h.val_bpb is None else f"{h.val_bpb:.4f}"
         test = "-" if h.test_bpb is None else f"{h.test_bpb:.4f}"
@@ -445,7 +452,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR))
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="re-run baseline and best interleaved on fresh seeds: the verified gain and its CI")
+    p.add_argument("--run-dir", default=str(DEFAULT_RUN_DIR))
+    p.add_argument("--runs-each", type=int, default=3, help="fresh-seed runs of each (>= 2)")
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(func=cmd_verify)
+
+    from autoresearch_rl.agent.search.registry import META_WEIGHTS
+
+    p = sub.add_parser("pretrain", help="meta-train the PPO policy across simulated campaigns (the shipped weights)")
+    p.add_argument("--out", default=str(META_WEIGHTS), help="weights file (a .json and a .png are written beside it)")
+    for name, kind in (("updates", int), ("episodes-per-update", int), ("horizon", int), ("learning-rate", float),
+                       ("entropy-coef", float), ("eval-every", int), ("eval-seeds", int), ("workers", int), ("seed", int)):
+        p.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind, default=None)
+    p.set_defaults(func=cmd_pretrain)
     return parser
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-run baseline and best interleaved on fresh seeds; the headline is the verified gain with its 95% CI."""
+    from autoresearch_rl.verify import verify
+
+    with Campaign.open(Path(args.run_dir), None, _cache_dir(args), create=False) as campaign:
+        if n := campaign.recover():
+            console.print(f"marked {n} experiment(s) left running by a stopped controller as INTERRUPTED")
+        searched = (campaign.ledger.meta().get("incumbent") or {}).get("val_bpb")
+
+        def shown(arm: str, seed: int, value: float | None) -> None:
+            console.print(f"  {arm} (seed {seed}): " + ("failed" if value is None else f"val_bpb {value:.4f}"))
+
+        console.print(f"verifying {campaign.run_dir}: baseline and best interleaved, {args.runs_each} fresh seeds each")
+        result = verify(campaign, runs_each=args.runs_each, on_run=shown)
+    if result is None:
+        print("no kept edit: the best is the baseline, nothing to verify (no verified improvement)")
+        return 0
+    if searched is not None:
+        print(f"search-time best val_bpb {searched:.4f} (the incumbent's own runs)")
+    print(result.line())
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Meta-train the candidate-scoring PPO policy across simulated campaigns (agent/search/pretrain.py)."""
+    from dataclasses import fields
+
+    from autoresearch_rl.agent.search.pretrain import PretrainConfig, pretrain
+
+    values = {f.name: getattr(args, f.name) for f in fields(PretrainConfig) if getattr(args, f.name, None) is not None}
+    try:
+        config = PretrainConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad pretraining setting: {exc}") from exc
+    if config.updates < 1 or config.episodes_per_update < 1 or config.horizon < 5 or config.workers < 1:
+        raise UserError("--updates, --episodes-per-update and --workers must be >= 1 and --horizon >= 5")
+    record = pretrain(config, Path(args.out))
+    console.print(f"wrote {args.out} ({record['episodes']} episodes in {record['seconds']:.0f} s), "
+                  f"{Path(args.out).with_suffix('.json')} and {Path(args.out).with_suffix('.png')}")
+    return 0
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:

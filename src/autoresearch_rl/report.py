@@ -67,6 +67,7 @@ class Report:
     operators_md: Path
     operators: list[OperatorStats]
     heldout: list[HeldOut]
+    verified: Any = None  # verify.Verified of the current best, when `arl verify` has run
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -282,11 +283,20 @@ def write_report(run_dir: Path, heldout: bool = True) -> Report:
         meta = ledger.meta()
         write_results_tsv(ledger, run_dir / "results.tsv")
     history = CandidateHistory(run_dir)
+    verified = None
+    if (meta.get("verified") or {}).get("best_sha") and meta["verified"]["best_sha"] == (meta.get("incumbent") or {}).get("sha"):
+        from autoresearch_rl.verify import Verified
+
+        verified = Verified(**meta["verified"])
     base_sha = meta.get("base_commit")
     incumbent_sha = (meta.get("incumbent") or {}).get("sha")
     if base_sha and incumbent_sha:
         diff = unified_diff(history.source_at(base_sha), history.source_at(incumbent_sha))
         header = f"# baseline {base_sha[:7]} -> best {incumbent_sha[:7]} (val_bpb {meta['incumbent']['val_bpb']:.6f})\n"
+        if verified is not None:
+            header += f"# {verified.line()}\n"
+        elif incumbent_sha != base_sha:
+            header += "# not verified yet: `arl verify` re-runs baseline and best on fresh seeds\n"
         text = header + (diff or "# no kept change yet: the best is the baseline\n")
     else:
         text = "# not calibrated yet: no baseline to compare with\n"
@@ -302,4 +312,4 @@ def write_report(run_dir: Path, heldout: bool = True) -> Report:
         _atomic_write(run_dir / "heldout.json", json.dumps([s.__dict__ for s in scores], indent=1))
     return Report(progress_png=run_dir / "progress.png", results_tsv=run_dir / "results.tsv",
                   best_diff=run_dir / "best.diff", operators_md=run_dir / "operators.md", operators=stats,
-                  heldout=scores)
+                  heldout=scores, verified=verified)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from autoresearch_rl.core.executor import LandscapeExecutor
 from autoresearch_rl.core.loop import Campaign, Loop
 from autoresearch_rl.core.state import CampaignState
 from autoresearch_rl.core.stopper import MaxIterations
-from autoresearch_rl.core.store import MemoryStore
+from autoresearch_rl.core.store import MemoryStore, Store
 from autoresearch_rl.landscapes.base import Landscape, normalized_regret, start_config
 from autoresearch_rl.oracle.convergence import Convergence
 from autoresearch_rl.oracle.rules import CampaignProgress
@@ -36,27 +37,40 @@ class CampaignResult:
     extra: dict = field(default_factory=dict)
 
 
-def regret_curve(state: CampaignState, landscape: Landscape, iters: int) -> tuple[list[float], int, int]:
-    """(regret after each iteration, kept, false keeps) from the final state, on true values."""
-    start_true = landscape.true_value(state.start)
-    optimum = landscape.optimum
-    kept_at: dict[int, int] = {}  # experiment index at which an edit became the incumbent -> edit exp id
+def kept_at(state: CampaignState) -> dict[int, int]:
+    """Experiment index at which each kept edit became the incumbent (its last confirmation) -> the edit's id."""
+    out: dict[int, int] = {}
     for e in state.edits:
         if e.verdict == "kept":
             confirms = [c.exp for c in state.experiments[e.exp + 1:] if c.kind == "confirm" and c.parent == e.exp]
-            kept_at[max([e.exp, *confirms])] = e.exp
-    curve, current, false_keeps, kept = [], start_true, 0, 0
+            out[max([e.exp, *confirms])] = e.exp
+    return out
+
+
+def incumbent_true_values(state: CampaignState, landscape: Landscape) -> list[float]:
+    """True value of the incumbent just before each experiment, and after the last one (length n + 1)."""
+    changes = kept_at(state)
+    current = landscape.true_value(state.start)
+    out = []
     for e in state.experiments:
-        if e.kind == "calibration":
-            continue
-        if e.exp in kept_at:
-            new = landscape.true_value(state.experiments[kept_at[e.exp]].config)
-            kept += 1
-            false_keeps += new >= current
-            current = new
-        curve.append(normalized_regret(current, start_true, optimum))
-    curve = curve[:iters] + [curve[-1] if curve else normalized_regret(start_true, start_true, optimum)] * (iters - len(curve))
-    return curve, kept, false_keeps
+        out.append(current)
+        if e.exp in changes:
+            current = landscape.true_value(state.experiments[changes[e.exp]].config)
+    out.append(current)
+    return out
+
+
+def regret_curve(state: CampaignState, landscape: Landscape, iters: int) -> tuple[list[float], int, int]:
+    """(regret after each iteration, kept, false keeps) from the final state, on true values.
+
+    A false keep is a kept edit whose true value is not better than that of the incumbent it replaced."""
+    start, optimum = landscape.true_value(state.start), landscape.optimum
+    values = incumbent_true_values(state, landscape)
+    changes = kept_at(state)
+    false_keeps = sum(values[i + 1] >= values[i] for i in changes)
+    curve = [normalized_regret(values[e.exp + 1], start, optimum) for e in state.experiments if e.kind != "calibration"]
+    last = curve[-1] if curve else normalized_regret(start, start, optimum)
+    return curve[:iters] + [last] * (iters - len(curve)), len(changes), false_keeps
 
 
 def oracle_fire(state: CampaignState, rule: Convergence = Convergence()) -> int | None:
@@ -68,17 +82,34 @@ def oracle_fire(state: CampaignState, rule: Convergence = Convergence()) -> int 
     return None
 
 
-def simulate(landscape: Landscape, agent_name: str, seed: int, iters: int, task: str | None = None,
-             oracle: Convergence = Convergence()) -> CampaignResult:
+def build_campaign(landscape: Landscape, agent_name: str, seed: int, iters: int, store: Store,
+                   task: str | None = None) -> Campaign:
+    """The campaign every agent runs on (task, seed): the same start, noise stream, keep rule and budget."""
     from autoresearch_rl.agent.search import make_search_agent
 
+    return Campaign(task=task or landscape.name, seed=seed, start=start_config(landscape, seed),
+                    proposer=make_search_agent(agent_name, landscape.space, seed, horizon=iters),
+                    executor=LandscapeExecutor(landscape), stopper=MaxIterations(iters), store=store,
+                    settings={"agent": agent_name, "max_iters": iters})
+
+
+def simulate(landscape: Landscape, agent_name: str, seed: int, iters: int, task: str | None = None,
+             oracle: Convergence = Convergence(), run_dir: Path | None = None) -> CampaignResult:
+    """One campaign; in memory, or durable in `run_dir` (SQLite event log + git of kept versions; resumes)."""
     started = time.perf_counter()
-    store = MemoryStore()
-    campaign = Campaign(task=task or landscape.name, seed=seed, start=start_config(landscape, seed),
-                        proposer=make_search_agent(agent_name, landscape.space, seed, horizon=iters),
-                        executor=LandscapeExecutor(landscape), stopper=MaxIterations(iters), store=store,
-                        settings={"agent": agent_name, "max_iters": iters})
-    state = Loop(campaign).run()
+    keeper = None
+    if run_dir is None:
+        store: Store = MemoryStore()
+    else:
+        from autoresearch_rl.ledger.event_store import GitKeeper, SQLiteEventStore
+
+        store = SQLiteEventStore(run_dir)
+        keeper = GitKeeper(run_dir, landscape.space)
+    campaign = build_campaign(landscape, agent_name, seed, iters, store, task)
+    loop = Loop(campaign, on_event=keeper.on_event if keeper else None)
+    if keeper is not None:
+        keeper.reconcile(loop.state)
+    state = loop.run()
     seconds = time.perf_counter() - started
     curve, kept, false_keeps = regret_curve(state, landscape, iters)
     decisions = sum(e.verdict in ("kept", "discarded", "failed") for e in state.edits)

@@ -163,6 +163,8 @@ def test_train_batches_are_shifted_windows_of_the_train_split(arl_env: Path) -> 
     assert x.shape == y.shape == (4, ctx.seq_len)
     assert x.dtype == y.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])
+    assert x.is_contiguous() and y.is_contiguous()  # a nanoGPT-style `y.view(-1)` must work on them
+    assert torch.equal(y.view(-1), y.reshape(-1))
     for row_x, row_y in zip(x.numpy(), y.numpy()):
         window = np.concatenate([row_x, row_y[-1:]])
         starts = np.flatnonzero(train[: len(train) - len(window) + 1] == window[0])

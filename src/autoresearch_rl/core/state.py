@@ -48,11 +48,11 @@ class CampaignState:
     calibration_runs: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
     experiments: tuple[Experiment, ...] = ()
-    sigma: float | None = None  # seed noise of one measurement, from calibration
+    calibrated_sigma: float | None = None  # seed noise of one measurement, from the calibration runs
     baseline: float | None = None  # the start's calibrated value
     incumbent: Config = ()
     incumbent_exp: int | None = None
-    incumbent_values: tuple[float, ...] = ()  # every measurement of the incumbent (its value is their mean)
+    incumbent_values: tuple[float, ...] = ()  # every measurement of the incumbent's configuration (value: their mean)
     improvements: tuple[int, ...] = ()  # iterations (1-based) at which an edit was kept
     policy_version: int = 0
     stopped: Stopped | None = None
@@ -71,7 +71,10 @@ class CampaignState:
                              incumbent_value=self.incumbent_value)
             return replace(self, experiments=self.experiments + (exp,))
         if isinstance(event, Scored):
-            return self._update(event.exp, outcome="scored", value=event.value, cost_s=event.cost_s)
+            state = self._update(event.exp, outcome="scored", value=event.value, cost_s=event.cost_s)
+            if self.calibrated and state.experiments[event.exp].config == self.incumbent:
+                state = replace(state, incumbent_values=self.incumbent_values + (event.value,))
+            return state
         if isinstance(event, Crashed):
             return self._update(event.exp, outcome="crashed", cost_s=event.cost_s)
         if isinstance(event, Aborted):
@@ -79,17 +82,15 @@ class CampaignState:
         if isinstance(event, Calibrated):
             values = tuple(e.value for e in self.experiments if e.kind == "calibration" and e.outcome == "scored")
             first = next((e.exp for e in self.experiments if e.kind == "calibration"), None)
-            return replace(self, sigma=event.sigma, baseline=event.baseline, incumbent_values=values,
+            return replace(self, calibrated_sigma=event.sigma, baseline=event.baseline, incumbent_values=values,
                            incumbent_exp=first)
         if isinstance(event, Decided):
             state = self._update(event.exp, verdict=event.verdict, reward=event.reward)
             exp = state.experiments[event.exp]
             if event.verdict == "kept":
                 return replace(state, incumbent=exp.config, incumbent_exp=exp.exp,
-                               incumbent_values=tuple(state.runs_of(exp.exp)),
+                               incumbent_values=tuple(state.values_of(exp.config)),
                                improvements=state.improvements + (state.iterations,))
-            if event.verdict == "measured" and exp.config == state.incumbent and exp.value is not None:
-                return replace(state, incumbent_values=state.incumbent_values + (exp.value,))
             return state
         if isinstance(event, PolicyUpdated):
             return replace(self, policy_version=event.version)
@@ -111,7 +112,24 @@ class CampaignState:
 
     @property
     def calibrated(self) -> bool:
-        return self.sigma is not None
+        return self.calibrated_sigma is not None
+
+    @cached_property
+    def sigma(self) -> float | None:
+        """Seed noise of one measurement: the pooled within-configuration standard deviation of every repeated
+        measurement (calibration, confirmations, re-measurements), so it sharpens as the campaign repeats runs;
+        the calibration's own estimate until the repeats say something (or when they are all identical)."""
+        if self.calibrated_sigma is None:
+            return None
+        squares, dof = 0.0, 0
+        for runs in self.measured.values():
+            if len(runs) > 1:
+                mean = sum(runs) / len(runs)
+                squares += sum((x - mean) ** 2 for x in runs)
+                dof += len(runs) - 1
+        if dof >= 2 and squares > 0:
+            return math.sqrt(squares / dof)
+        return self.calibrated_sigma
 
     @property
     def incumbent_value(self) -> float | None:
@@ -139,13 +157,22 @@ class CampaignState:
     def edits(self) -> tuple[Experiment, ...]:
         return tuple(e for e in self.experiments if e.kind == "edit")
 
-    def runs_of(self, exp_id: int) -> list[float]:
-        """The measurements that judge a candidate: its own and those of its confirmations."""
-        out = []
-        for e in self.experiments[exp_id:]:
-            if e.outcome == "scored" and e.value is not None and (e.exp == exp_id or (e.kind == "confirm" and e.parent == exp_id)):
-                out.append(e.value)
+    @cached_property
+    def measured(self) -> dict[Config, list[float]]:
+        """Every scored measurement of each configuration, oldest first."""
+        out: dict[Config, list[float]] = {}
+        for e in self.experiments:
+            if e.outcome == "scored" and e.value is not None:
+                out.setdefault(e.config, []).append(e.value)
         return out
+
+    def values_of(self, config: Config) -> list[float]:
+        return list(self.measured.get(config, ()))
+
+    def runs_of(self, exp_id: int) -> list[float]:
+        """The measurements that judge a candidate: every measurement of its configuration so far (its own,
+        its confirmations', and those of earlier proposals of the same configuration): a mean, never a best draw."""
+        return self.values_of(self.experiments[exp_id].config)
 
     def confirmations_finished(self, exp_id: int) -> int:
         return sum(1 for c in self.experiments[exp_id + 1:]

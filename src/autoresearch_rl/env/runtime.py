@@ -158,13 +158,14 @@ class TrainContext:
             if pin:
                 window = window.pin_memory()
             window = window.to(self.device, non_blocking=True)
-            yield window[:, :-1], window[:, 1:]
+            # contiguous, so a script's own `y.view(-1)` works as it does on any nanoGPT loader
+            yield window[:, :-1].contiguous(), window[:, 1:].contiguous()
 
     def _random_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.budget.start()
         while True:
             window = torch.randint(0, self.vocab_size, (batch_size, self.seq_len + 1), device=self.device)
-            yield window[:, :-1], window[:, 1:]
+            yield window[:, :-1].contiguous(), window[:, 1:].contiguous()
 
     def step_done(self, step: int, loss: float, tokens: int) -> None:
         """Count the step against the budget, print a progress line, stop the run on a NaN loss."""

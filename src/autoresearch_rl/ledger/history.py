@@ -44,8 +44,9 @@ class HistoryError(RuntimeError):
 class CandidateHistory:
     """Git history of the campaign's train.py versions in `<run_dir>/history/`."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, file_name: str = FILE_NAME) -> None:
         self.root = Path(run_dir).absolute() / HISTORY_DIR  # absolute: git runs with cwd=root and GIT_DIR set
+        self.file_name = file_name  # train.py; config.json for a simulated campaign
         git = shutil.which("git")
         if git is None:
             raise UserError(
@@ -133,11 +134,11 @@ class CandidateHistory:
                 self._git("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")  # not `init -b`: works with git < 2.28
             self._clear_stale_locks()
         if initial_source is not None and self.incumbent() is None:
-            self.keep(self._commit(initial_source, "baseline train.py", None))
+            self.keep(self._commit(initial_source, f"baseline {self.file_name}", None))
 
     def _commit(self, source: str, message: str, parent: str | None) -> str:
         blob = self._git("hash-object", "-w", "--no-filters", "--stdin", stdin=source)[1].strip()
-        tree = self._git("mktree", stdin=f"100644 blob {blob}\t{FILE_NAME}\n")[1].strip()
+        tree = self._git("mktree", stdin=f"100644 blob {blob}\t{self.file_name}\n")[1].strip()
         parents = ["-p", parent] if parent else []
         return self._git("commit-tree", tree, *parents, stdin=message.rstrip("\n") + "\n")[1].strip()
 
@@ -173,4 +174,4 @@ class CandidateHistory:
 
     def source_at(self, sha: str) -> str:
         """The train.py of commit `sha`, byte for byte."""
-        return self._git("cat-file", "blob", f"{sha}:{FILE_NAME}")[1]
+        return self._git("cat-file", "blob", f"{sha}:{self.file_name}")[1]

@@ -1,23 +1,32 @@
 """Task-agnostic, scale-free features of the candidates a scoring policy chooses among.
 
-Candidates: the incumbent's one-knob neighbours, and a re-measurement of the incumbent. Every number
-is in units of the calibrated noise sigma, a count, or a fraction, and no knob is named: multiplying
-the objective by 10 or shifting it changes no feature, so a policy trained on one family of tasks
-can act on another.
+Candidates: the incumbent's one-knob neighbours, a seeded sample of larger moves (two-knob edits and
+fresh random configurations: a way out of a neighbourhood that no longer clears the keep margin),
+a re-measurement of the incumbent, and (when one exists) another run of the best challenger (the measured configuration whose mean beats the
+incumbent's most): noise-aware search may buy evidence instead of trying a new edit. Every number
+is a count, a fraction, a probability, or a value in units of the calibrated noise sigma, and no knob
+is named: multiplying the objective by 10 or shifting it changes no feature, so a policy trained on
+one family of tasks acts the same way on another.
 
-Per candidate (CANDIDATE_FEATURES):
-    untried        1 if the configuration was never measured
-    measured       log1p(times measured) / 3
-    measured_gain  (incumbent - mean of its measurements) / sigma, clipped to +-5, / 5 (0 if unmeasured)
-    predicted_gain an additive surrogate's gain (per knob-value main effects, shrunk), / sigma, clipped, / 5
-    knob_tries     edits of this knob / (edits + 5)
-    knob_best      best reward of an edit of this knob / 5 (0 if none)
-    crash_rate     share of runs with this knob at this value that crashed
-    remeasure      1 for the re-measurement of the incumbent
-    move           |index step| / (choices - 1): how far along the knob's ordered choices it moves
-    bias           1
+Per candidate (CANDIDATE_FEATURES, in this order):
+    untried         1 if the configuration was never measured
+    measured        log1p(times measured) / 3
+    measured_gain   (incumbent mean - its mean) / sigma, clipped to +-5, / 5 (0 if unmeasured)
+    predicted_gain  surrogate: (incumbent - candidate) posterior means, sigma units, clipped, / 5
+    predicted_sd    surrogate: posterior sd of the candidate, sigma units, clipped, / 5
+    p_clear         P(one run of it clears the keep margin), under the surrogate
+    ei              expected improvement over the incumbent (sigma units), clipped, / 5
+    knob_tries      edits of this knob / (edits + 5)
+    knob_best       best reward of an edit of this knob / 5 (0 if none)
+    crash_rate      share of runs with this knob at this value that crashed
+    remeasure       1 for the re-measurement of the incumbent
+    challenger      1 for another run of the best challenger
+    move            |index step| / (choices - 1) along the knob's ordered choices (one-knob edits)
+    distance        knobs changed / knobs
+    bias            1
 Per campaign (CAMPAIGN_FEATURES): budget used, iterations since the last keep (squashed), crash
-fraction, log1p(incumbent measurements) / 3, the best challenger's measured gain / 5.
+fraction, log1p(incumbent measurements) / 3, the best challenger's measured gain / 5, and the spread
+of all measurements in sigma (log1p / 3: how large effects are against the noise).
 """
 
 from __future__ import annotations
@@ -27,48 +36,61 @@ from collections import defaultdict
 
 import numpy as np
 
+from autoresearch_rl.agent.search.surrogate import AdditiveSurrogate
 from autoresearch_rl.core.space import Config, DiscreteSpace
 from autoresearch_rl.core.state import CampaignState
 
-CANDIDATE_FEATURES = 10
-CAMPAIGN_FEATURES = 5
+CANDIDATE_FEATURES = 15
+TWO_KNOB_SAMPLES = 8  # larger moves offered at each step
+RANDOM_SAMPLES = 4
+CAMPAIGN_FEATURES = 6
 CLIP = 5.0
+KEEP_MARGIN_SIGMAS = 2.0  # the keep rule's margin (decision.KeepRule default)
 
 
 def _clip(x: float) -> float:
     return max(-CLIP, min(CLIP, x)) / CLIP
 
 
-def candidates(space: DiscreteSpace, state: CampaignState) -> list[tuple[Config, str]]:
-    return [(c, "edit") for c in space.neighbours(state.incumbent)] + [(state.incumbent, "remeasure")]
+def _phi(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
-def featurise(space: DiscreteSpace, state: CampaignState, horizon: int) -> tuple[list[tuple[Config, str]], np.ndarray, np.ndarray]:
-    """(candidates, (n, CANDIDATE_FEATURES), (CAMPAIGN_FEATURES,))."""
+def _cdf(z: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(z)
+
+
+def best_challenger(state: CampaignState) -> tuple[Config | None, float]:
+    """The measured configuration (not the incumbent) whose mean beats the incumbent's most, and that gain in sigma."""
     sigma = state.sigma or 0.0
     scale = sigma if sigma > 0 else 1.0
+    inc = state.incumbent_value or 0.0
+    best, gain = None, 0.0
+    for config, runs in state.measured.items():
+        if config != state.incumbent:
+            g = (inc - sum(runs) / len(runs)) / scale
+            if g > gain:
+                best, gain = config, g
+    return best, gain
+
+
+def featurise(space: DiscreteSpace, state: CampaignState, horizon: int
+              ) -> tuple[list[tuple[Config, str]], np.ndarray, np.ndarray]:
+    """(candidates as (config, kind), (n, CANDIDATE_FEATURES), (CAMPAIGN_FEATURES,))."""
+    sigma = state.sigma or 0.0
+    scale = sigma if sigma > 0 else 1.0
+    inc = state.incumbent
     inc_value = state.incumbent_value or 0.0
-    sums: dict[Config, list[float]] = defaultdict(list)
-    kv_values: dict[tuple[int, int], list[float]] = defaultdict(list)
+    observed = [(c, v) for c, v in state.observations if v is not None]
+    model = AdditiveSurrogate(space).fit([c for c, _ in observed], [v for _, v in observed], sigma)
+
     kv_runs: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-    scored = []
     for config, value in state.observations:
         for k, v in enumerate(config):
             kv_runs[(k, v)][0] += 1
             kv_runs[(k, v)][1] += value is None
-        if value is not None:
-            sums[config].append(value)
-            scored.append(value)
-            for k, v in enumerate(config):
-                kv_values[(k, v)].append(value)
-    grand = float(np.mean(scored)) if scored else inc_value
-
-    def effect(k: int, v: int) -> float:
-        vals = kv_values.get((k, v))
-        if not vals:
-            return 0.0
-        return (sum(vals) / len(vals) - grand) * len(vals) / (len(vals) + 2.0)
-
     knob_tries = [0] * len(space)
     knob_best = [-math.inf] * len(space)
     for e in state.edits:
@@ -78,29 +100,53 @@ def featurise(space: DiscreteSpace, state: CampaignState, horizon: int) -> tuple
         if k is not None:
             knob_tries[k] += 1
             knob_best[k] = max(knob_best[k], e.reward)
-    cands = candidates(space, state)
+
+    cands: list[tuple[Config, str]] = [(c, "edit") for c in space.neighbours(inc)]
+    rng = np.random.default_rng([0xCA4D, state.seed, state.iterations])
+    seen = {c for c, _ in cands} | {inc}
+    for _ in range(TWO_KNOB_SAMPLES if len(space) > 1 else 0):
+        a, b = rng.choice(len(space), 2, replace=False)
+        c = list(inc)
+        c[a] = (c[a] + 1 + int(rng.integers(max(1, space.sizes[a] - 1)))) % space.sizes[a]
+        c[b] = (c[b] + 1 + int(rng.integers(max(1, space.sizes[b] - 1)))) % space.sizes[b]
+        if tuple(c) not in seen:
+            seen.add(tuple(c))
+            cands.append((tuple(c), "edit"))
+    for _ in range(RANDOM_SAMPLES):
+        c = space.random_config(rng)
+        if c not in seen:
+            seen.add(c)
+            cands.append((c, "edit"))
+    challenger, challenger_gain = best_challenger(state)
+    if challenger is not None:
+        cands.append((challenger, "challenger"))
+    cands.append((inc, "remeasure"))
+    configs = [c for c, _ in cands]
+    mean, sd = model.predict(configs + [inc])
+    gain = mean[-1] - mean[:-1]  # predicted improvement over the incumbent, sigma units
+    sd = sd[:-1]
+    spread = np.sqrt(sd ** 2 + 1.0)  # one noisy run of the candidate
+    p_clear = _cdf((gain - KEEP_MARGIN_SIGMAS) / spread)
+    z = gain / np.maximum(sd, 1e-9)
+    ei = gain * _cdf(z) + sd * _phi(z)
+
     rows = np.zeros((len(cands), CANDIDATE_FEATURES), dtype=np.float32)
-    inc = state.incumbent
     for i, (config, kind) in enumerate(cands):
-        runs = sums.get(config, [])
+        runs = state.measured.get(config, ())
         n = state.measurement_counts.get(config, 0)
-        if kind == "remeasure":
-            rows[i] = (0.0, math.log1p(n) / 3, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0)
-            continue
+        measured_gain = _clip((inc_value - sum(runs) / len(runs)) / scale) if runs else 0.0
         k = space.changed_knob(inc, config)
-        assert k is not None
-        a, b = inc[k], config[k]
-        predicted = (effect(k, a) - effect(k, b)) / scale
-        tries, crashes = kv_runs.get((k, b), (0, 0))
-        rows[i] = (float(n == 0), math.log1p(n) / 3, _clip((inc_value - sum(runs) / len(runs)) / scale) if runs else 0.0,
-                   _clip(predicted), knob_tries[k] / (knob_tries[k] + 5.0),
-                   _clip(knob_best[k]) if knob_tries[k] else 0.0, crashes / tries if tries else 0.0, 0.0,
-                   abs(b - a) / max(1, space.sizes[k] - 1), 1.0)
-    best_challenger = 0.0
-    for config, runs in sums.items():
-        if config != inc and runs:
-            best_challenger = max(best_challenger, _clip((inc_value - sum(runs) / len(runs)) / scale))
+        tries, crashes = kv_runs.get((k, config[k]), (0, 0)) if k is not None else (0, 0)
+        rows[i] = (float(n == 0), math.log1p(n) / 3, measured_gain,
+                   _clip(float(gain[i])) if kind != "remeasure" else 0.0, _clip(float(sd[i])),
+                   float(p_clear[i]) if kind != "remeasure" else 0.0, _clip(float(ei[i])) if kind != "remeasure" else 0.0,
+                   knob_tries[k] / (knob_tries[k] + 5.0) if k is not None else 0.0,
+                   _clip(knob_best[k]) if k is not None and knob_tries[k] else 0.0,
+                   crashes / tries if tries else 0.0, float(kind == "remeasure"), float(kind == "challenger"),
+                   abs(config[k] - inc[k]) / max(1, space.sizes[k] - 1) if k is not None else 0.0,
+                   sum(a != b for a, b in zip(config, inc)) / len(space), 1.0)
     since = state.iterations_since_improvement
     campaign = np.array([min(1.0, state.iterations / max(1, horizon)), since / (since + 10.0), state.crash_fraction,
-                         math.log1p(len(state.incumbent_values)) / 3, best_challenger], dtype=np.float32)
+                         math.log1p(len(state.incumbent_values)) / 3, _clip(challenger_gain),
+                         math.log1p(model.spread) / 3], dtype=np.float32)
     return cands, rows, campaign

@@ -11,6 +11,7 @@ when `ready()`; proposing never trains.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,8 +24,10 @@ from autoresearch_rl.core.proposer import Proposal
 from autoresearch_rl.core.space import DiscreteSpace
 from autoresearch_rl.core.state import CampaignState, Experiment
 
-# untried, measured, measured_gain, predicted_gain, knob_tries, knob_best, crash_rate, remeasure, move, bias
-PRIOR = (2.0, 0.0, 1.5, 3.0, 0.0, 1.0, -3.0, -2.0, 0.0, 0.0)
+# untried, measured, measured_gain, predicted_gain, predicted_sd, p_clear, ei, knob_tries, knob_best, crash_rate,
+# remeasure, challenger, move, distance, bias: a local searcher that tries untried edits the surrogate likes,
+# avoids crashes, and rarely jumps far
+PRIOR = (3.0, 0.0, 3.0, 3.0, 0.0, 6.0, 6.0, 0.0, 1.5, -9.0, -9.0, 0.0, 0.0, -3.0, 0.0)
 
 
 class CandidateScorer(nn.Module):
@@ -60,8 +63,10 @@ class CandidatePPO:
     name = "ppo"
 
     def __init__(self, space: DiscreteSpace, seed: int = 0, horizon: int = 200, config: PPOConfig | None = None,
-                 rollout: int = 32, learn: bool = True) -> None:
+                 rollout: int = 32, learn: bool = True, record_all: bool = False) -> None:
         self.space, self.seed, self.horizon, self.rollout, self.learn = space, seed, horizon, rollout, learn
+        self.recorded: list[tuple[int, _Step]] = []  # record_all: every (exp id, step), for meta-training
+        self.record_all = record_all
         self.config = config or PPOConfig(learning_rate=3e-4, gamma=0.9, gae_lambda=0.95)
         torch.manual_seed(seed)
         self.net = CandidateScorer()
@@ -69,6 +74,18 @@ class CandidatePPO:
         self.version = 0
         self._steps: list[_Step] = []
         self._by_exp: dict[int, _Step] = {}
+
+    def load_weights(self, path: Path) -> None:
+        """The meta-trained network (`arl pretrain`); a missing or foreign file is a one-line error."""
+        from autoresearch_rl.errors import UserError
+
+        if not Path(path).is_file():
+            raise UserError(f"no meta-trained weights at {path}; run `arl pretrain --out {path}` or choose --agent ppo_prior")
+        try:
+            self.net.load_state_dict(torch.load(path, weights_only=True))
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise UserError(f"{path} does not hold weights of this policy ({str(exc).splitlines()[0]}); "
+                            "re-run `arl pretrain`") from exc
 
     def propose(self, state: CampaignState) -> Proposal:
         cands, rows, campaign = featurise(self.space, state, self.horizon)
@@ -80,8 +97,11 @@ class CandidatePPO:
         action = int(step_rng(self.seed, state.iterations, self.name).choice(len(cands), p=probs))
         step = _Step(rows, campaign, action, float(np.log(max(probs[action], 1e-12))), value)
         self._by_exp[len(state.experiments)] = step
+        if self.record_all:
+            self.recorded.append((len(state.experiments), step))
         config, kind = cands[action]
-        return Proposal(config, kind, info={"action": action, "logprob": round(step.logprob, 6)})
+        return Proposal(config, "remeasure" if kind == "remeasure" else "edit",
+                        info={"action": action, "candidate": kind, "logprob": round(step.logprob, 6)})
 
     def observe(self, state: CampaignState, experiment: Experiment) -> None:
         step = self._by_exp.pop(experiment.exp, None)
