@@ -57,6 +57,27 @@ def core_loop(agent: str, iters: int, run_dir: Path | None) -> float:
     return time.perf_counter() - started
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 3.8), dpi=110)
+    labels = [f"{r['agent']}: {r['loop']}" for r in rows]
+    ax.barh(labels, [r["decisions_per_s"] for r in rows], color=["C3" if "arl-run" in r["loop"] else "C0" for r in rows])
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axvline(400, color="k", linestyle="--", linewidth=1, label="400 decisions/s")
+    ax.set_xlabel("decisions per second, one core (log)")
+    ax.legend(loc="lower right")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=200)
@@ -91,21 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps({"rows": rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                                    "python": platform.python_version(),
                                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8, 3.8), dpi=110)
-        labels = [f"{r['agent']}: {r['loop']}" for r in rows]
-        ax.barh(labels, [r["decisions_per_s"] for r in rows], color=["C3" if "arl-run" in r["loop"] else "C0" for r in rows])
-        ax.set_xscale("log")
-        ax.axvline(400, color="k", linestyle="--", linewidth=1, label="400 decisions/s")
-        ax.set_xlabel("decisions per second, one core (log)")
-        ax.legend()
-        ax.invert_yaxis()
-        fig.tight_layout()
-        fig.savefig(out.with_suffix(".png"))
+        plot(rows, out.with_suffix(".png"))
         print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
 
