@@ -1,7 +1,8 @@
-"""Search efficiency: PPO against random, greedy hill-climbing and Optuna TPE, through the same loop and keep rule.
+"""Search efficiency on a train.py: campaigns of the `arl run` loop, for the real cpu-tiny proxy.
 
-Every agent runs full campaigns of the real loop (ledger, git history, keep rule, checkpoints); only
-the executor differs:
+The simulated benchmark on public tables runs through the controller core (`search_efficiency.py`);
+this script keeps the train.py path: every agent runs full campaigns of the `arl run` loop (ledger,
+git history, keep rule, checkpoints); only the executor differs:
 
 - `synthetic`: `autoresearch_rl.synthetic.SyntheticLandscape`, a seeded function of the edit state with
   a known optimum (landscape seed = run seed, so agents are compared over many landscapes). The score
@@ -12,8 +13,8 @@ the executor differs:
   machine meanwhile: the budget is wall clock, so cycles taken by other work become fewer steps and
   worse scores (a disturbed calibration run inflates sigma and with it the keep margin).
 
-    python benchmarks/search_efficiency.py --landscape synthetic --agents ppo,random,greedy,tpe --seeds 10 \\
-        --iters 300 --out benchmarks/results/search_synthetic.json
+    python benchmarks/search_durable.py --landscape cpu-tiny --agents ppo,random,greedy,tpe --seeds 2 \\
+        --iters 60 --early-abort --root RUNS/real-proxy --out benchmarks/results/search_cpu-tiny.json
 
 Prints a table (median best score at 25/50/100/300 iterations, iterations to reach random search's
 final best, ratios against random and TPE), writes the JSON and a PNG of best-so-far with seed bands.
