@@ -16,19 +16,13 @@ from rich.table import Table
 
 from autoresearch_rl import __version__
 from autoresearch_rl.campaign import Campaign
-from autoresearch_rl.env.data import default_cache_dir, prepare_dataset
+from autoresearch_rl.env.data import prepare_dataset
 from autoresearch_rl.env.presets import DEFAULT_PRESET, PRESETS, get_preset
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord
 from autoresearch_rl.runner.logparse import parse_log
-
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-DEFAULT_RUN_DIR = Path("runs/default")
-
-
-def _cache_dir(args: argparse.Namespace) -> Path:
-    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-
+from autoresearch_rl.cli_common import DEFAULT_RUN_DIR, _cache_dir, console
+from autoresearch_rl.cli_results import cmd_report, cmd_status, cmd_verify
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
@@ -98,49 +92,6 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         return 0
     print(f"status: {record.status.value}")
     return 1
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from autoresearch_rl.campaign import campaign_summary
-    from autoresearch_rl.ledger import Ledger
-
-    with Ledger.open(Path(args.run_dir), create=False) as ledger:
-        summary = campaign_summary(Path(args.run_dir), ledger.meta(), ledger)
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())) or "none"
-    print(f"campaign {summary['run_dir']} | preset {summary['preset']} | env {summary['env_hash']}")
-    print(f"experiments: {summary['experiments']} ({counts})")
-    print(f"baseline val_bpb: {summary['baseline_val_bpb']}")
-    print(f"best val_bpb: {summary['best_val_bpb']} (experiment {summary['best_experiment']})")
-    if summary["noise_sigma"] is not None:
-        print(f"noise sigma: {summary['noise_sigma']:.5f} (keep margin {summary['keep_margin']:.5f}) | agent "
-              f"{summary['agent']} | updates {summary['agent_updates']}")
-        print(f"iterations: {summary['iterations']} (kept {summary['kept']}) | {summary['elapsed_hours']:.2f} h elapsed, "
-              f"{summary['device_hours']:.2f} device-hours")
-    if summary["experiments_per_hour"] is not None:
-        print(f"throughput: {summary['experiments_per_hour']:.1f} experiments/hour")
-    if summary["early_abort"] is not None:
-        from autoresearch_rl.selfeval.accounting import AbortAccount
-
-        a = summary["early_abort"]
-        print(AbortAccount(a["aborted"], a["shadow_runs"], a["shadow_would_abort"], a["false_aborts"],
-                           a["false_abort_upper"], a["saved_hours"]).line())
-    if summary["audit"] is not None:
-        from autoresearch_rl.selfeval.audit import AuditSummary
-
-        print(AuditSummary(**summary["audit"]).line())
-    for w in summary["workers"]:
-        print(f"  worker {w['worker']}: {w['experiments']} experiments, busy {100 * w['utilisation']:.0f}% | {w['devices']}")
-    for r in summary["running"]:
-        print(f"running: experiment {r['id']} ({r['role']}): {r['description']}")
-    if summary["verified"] is not None:
-        from autoresearch_rl.verify import Verified
-
-        print(Verified(**summary["verified"], best_sha="", seeds=[]).line())
-    print(f"stopped: {summary['stop_reason']}" if summary["stop_reason"] else "stop reason: none (running or resumable)")
-    return 0
 
 
 def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
@@ -231,32 +182,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"| best {summary['best_val_bpb']} | sigma {summary['noise_sigma']:.4f} | agent updates "
                   f"{summary['agent_updates']}")
     console.print(f"see `arl report --run-dir {args.run_dir}` for progress.png, results.tsv, best.diff")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from autoresearch_rl.report import write_report
-
-    report = write_report(Path(args.run_dir))
-    table = Table(title="operators by mean reward (in noise sigmas)", title_justify="left")
-    for column in ("operator", "tries", "kept", "failed", "mean reward", "best gain"):
-        table.add_column(column)
-    for s in report.operators:
-        table.add_row(s.operator, str(s.tries), str(s.kept), str(s.failed), f"{s.mean_reward:+.2f}",
-                      "" if s.best_gain is None else f"{s.best_gain:+.4f}")
-    Console(highlight=False, width=None if sys.stdout.isatty() else 140).print(table)
-    meta_verified = report.verified
-    if meta_verified is not None:
-        print(meta_verified.line())
-    for h in report.heldout:
-        val = "-" if h.val_bpb is None else f"{h.val_bpb:.4f}"
-        test = "-" if h.test_bpb is None else f"{h.test_bpb:.4f}"
-        print(f"{h.label} (experiment {h.exp_id}): val_bpb {val} | held-out test_bpb {test}" + (f" ({h.note})" if h.note else ""))
-    for label, path in (("plot", report.progress_png), ("table", report.results_tsv), ("best diff", report.best_diff),
-                        ("workers", Path(args.run_dir) / "workers.md"), ("loss curves", Path(args.run_dir) / "curves.png"),
-                        ("self-evaluation", Path(args.run_dir) / "selfeval.md"),
-                        ("operators", report.operators_md)):
-        print(f"{label}: {path}")
     return 0
 
 
@@ -468,29 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind, default=None)
     p.set_defaults(func=cmd_pretrain)
     return parser
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Re-run baseline and best interleaved on fresh seeds; the headline is the verified gain with its 95% CI."""
-    from autoresearch_rl.verify import verify
-
-    with Campaign.open(Path(args.run_dir), None, _cache_dir(args), create=False) as campaign:
-        if n := campaign.recover():
-            console.print(f"marked {n} experiment(s) left running by a stopped controller as INTERRUPTED")
-        searched = (campaign.ledger.meta().get("incumbent") or {}).get("val_bpb")
-
-        def shown(arm: str, seed: int, value: float | None) -> None:
-            console.print(f"  {arm} (seed {seed}): " + ("failed" if value is None else f"val_bpb {value:.4f}"))
-
-        console.print(f"verifying {campaign.run_dir}: baseline and best interleaved, {args.runs_each} fresh seeds each")
-        result = verify(campaign, runs_each=args.runs_each, on_run=shown)
-    if result is None:
-        print("no kept edit: the best is the baseline, nothing to verify (no verified improvement)")
-        return 0
-    if searched is not None:
-        print(f"search-time best val_bpb {searched:.4f} (the incumbent's own runs)")
-    print(result.line())
-    return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
