@@ -104,7 +104,7 @@ class Loop:
 
     def _execute(self, exp: int) -> None:
         e = self.state.experiments[exp]
-        nth = sum(1 for o in self.state.experiments[:exp] if o.config == e.config)
+        nth = self.state.measurement_counts[e.config] - 1  # earlier runs of this configuration (itself included)
         self.record(self.c.executor.run(exp, e.config, (self.state.seed, *e.config, nth)))
 
     def _decide(self, exp: int) -> None:
