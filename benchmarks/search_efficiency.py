@@ -196,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from autoresearch_rl.agent.search import SEARCH_AGENTS
-    from autoresearch_rl.landscapes.registry import LandscapeSpecError, load_landscape
+    from autoresearch_rl.landscapes.registry import LandscapeSpecError, load_landscape, split_tasks
 
-    tasks = [t for t in args.landscape.split(",") if t]
+    tasks = split_tasks(args.landscape)
     agents = [a for a in args.agents.split(",") if a]
     unknown = [a for a in agents if a not in SEARCH_AGENTS]
     if unknown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -154,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                            config=runner_config, smoke=config.smoke_check)
         base = resolve_base_source(campaign, requested)
         try:
-            space = ActionSpace.for_source(base)
+            space = ActionSpace.for_source(base, device=candidate_device(campaign.preset.device, args.gpus_per_worker))
         except AnnotationError as exc:
             raise UserError(f"bad # search: annotation: {exc}") from None
         proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
@@ -170,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                gpus_per_worker=args.gpus_per_worker)
         if backend.slots > 1 or args.backend != "local":
             console.print(f"backend {args.backend} | {backend.slots} experiment(s) at once")
-        loop = ResearchLoop(campaign, proposer, config, base_source=base, backend=backend)
+        loop = ResearchLoop(campaign, proposer, config, base_source=base, backend=backend, device=space.device)
         display = LiveDisplay(console, campaign.run_dir, campaign.ledger, args.agent, campaign.preset.time_budget_s,
                               args.max_iters)
         loop.events = display
@@ -183,6 +184,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{summary['agent_updates']}")
     console.print(f"see `arl report --run-dir {args.run_dir}` for progress.png, results.tsv, best.diff")
     return 0
+
+
+def candidate_device(preset_device: str, gpus_per_worker: float = 0.0) -> str:
+    """The device type candidates will train on ("cpu" or "cuda"), as the frozen runtime will pick it."""
+    wanted = os.environ.get("ARL_DEVICE") or preset_device
+    if wanted == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() or gpus_per_worker > 0 else "cpu"
+    return wanted.split(":")[0]
 
 
 def _read_source(path: str | None) -> str:

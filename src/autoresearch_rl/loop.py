@@ -43,7 +43,7 @@ from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Trans
 from autoresearch_rl.agent.tpe import apply_params
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
-from autoresearch_rl.campaign import Campaign, source_hash
+from autoresearch_rl.campaign import Campaign, code_hash, source_hash
 from autoresearch_rl.decision import KeepRule, NoiseConfig, RewardConfig, Verdict, judge, noise_sigma, reward
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
@@ -132,8 +132,9 @@ class ResearchLoop:
 
     def __init__(self, campaign: Campaign, proposer: Proposer, config: LoopConfig = LoopConfig(),
                  events: LoopEvents | None = None, base_source: str | None = None,
-                 backend: Backend | None = None) -> None:
+                 backend: Backend | None = None, device: str | None = None) -> None:
         self.campaign = campaign
+        self.device = device  # where candidates train: knobs declared for other devices are masked
         self.ledger = campaign.ledger
         self.history = campaign.history
         self.proposer = proposer
@@ -152,6 +153,7 @@ class ResearchLoop:
         self._confirm: deque[int] = deque()  # candidates waiting for a confirmation run
         self._retry: deque[int] = deque()  # interrupted candidates waiting to be re-run
         self._calibration_attempts = 0
+        self._code_hashes: dict[str, str] = {}  # commit sha -> code_hash of its train.py (git reads are not free)
         self._auditor = RandomProposer(seed=derive_seed(config.seed, "audit"))
         self.audit_fraction = config.audit_fraction
 
@@ -322,7 +324,7 @@ class ResearchLoop:
             self.base_source = self.history.source_at(meta["base_commit"])
         else:
             self.base_source = resolve_base_source(self.campaign, self._requested_base)
-        self.space = ActionSpace.for_source(self.base_source)
+        self.space = ActionSpace.for_source(self.base_source, device=self.device)
 
     def _calibration_job(self) -> JobSpec | None:
         """Another run of the base train.py while fewer than `calibration_seeds` are scored or running."""
@@ -603,10 +605,24 @@ class ResearchLoop:
         except EditError as exc:  # a proposer asked for a masked action: recorded and penalised, not fatal
             source, description = parent_source, f"{payload['operator']} {payload['arg']} (not applicable)"
             rejected = str(exc)
+        if not rejected and retry_of is None and (twin := self._ran_before(source)) is not None:
+            rejected = f"same code as experiment {twin} (comments and layout aside): answered from the ledger, not run"
         seed = self.run_seed("candidate", payload["iteration"])
         return self._start("candidate", source, description, parent_id=parent_id, proposal=payload, retry_of=retry_of,
                            seed=seed, validate=self.config.smoke_check, rejected=rejected,
                            diff=unified_diff(parent_source, source), abort=self._abort_spec(seed))
+
+    def _ran_before(self, source: str) -> int | None:
+        """The first experiment that ran this very code (a duplicate candidate would only re-measure it)."""
+        key = code_hash(source)
+        for row in self.ledger.experiments():
+            if not row.commit_sha or row.status in (Status.RUNNING, Status.INTERRUPTED, Status.INVALID_EDIT):
+                continue
+            if row.commit_sha not in self._code_hashes:
+                self._code_hashes[row.commit_sha] = code_hash(self.history.source_at(row.commit_sha))
+            if self._code_hashes[row.commit_sha] == key:
+                return row.id
+        return None
 
     def _confirmation_job(self, exp_id: int) -> JobSpec | None:
         row = self.ledger.get(exp_id)

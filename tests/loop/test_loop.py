@@ -242,3 +242,26 @@ def test_corrupt_agent_checkpoint_is_rebuilt_from_the_ledger(tmp_path: Path, smo
     assert resumed.returncode == 0, resumed.stderr
     assert "unreadable" in resumed.stderr
     assert _outcomes(run_dir) == _outcomes(uninterrupted["ppo"])
+
+
+class Repeating:
+    """Proposes the same edit of the same incumbent every time (what a careless agent would do)."""
+
+    name = "repeating"
+
+    def propose(self, state: SearchState) -> Proposal:
+        return Proposal(operator="pow2:BATCH_SIZE", arg="x2", kind="hyperparameter")
+
+    def observe(self, transition: Transition) -> None:
+        pass
+
+
+def test_a_candidate_whose_code_already_ran_is_answered_from_the_ledger_not_run(tmp_path: Path,
+                                                                                smoke_cache: Path) -> None:
+    executor = Scripted([1.00, 1.01, 0.99, 1.02])  # calibration, then one discarded run: nothing more may run
+    run_loop(tmp_path, smoke_cache, Repeating(), 3, executor=executor)
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        candidates = [r for r in ledger.experiments() if r.role == "candidate"]
+    assert [r.status for r in candidates] == [Status.DISCARDED, Status.INVALID_EDIT, Status.INVALID_EDIT]
+    assert all(f"same code as experiment {candidates[0].id}" in r.error for r in candidates[1:])
+    assert executor.scores == []  # every score handed out was for calibration and the first candidate

@@ -69,7 +69,7 @@ def search_spec(line: str) -> tuple[str, str]:
     comment = line.split("#", 1)[1].strip()
     assert comment.startswith("search:"), line
     kind, _, rest = comment.removeprefix("search:").strip().partition(" ")
-    return kind, rest.strip()
+    return kind, rest.split(";")[0].strip()  # '; divides X' / '; device cuda' clauses are checked below
 
 
 def test_template_compiles() -> None:
@@ -107,6 +107,15 @@ def test_every_constant_default_lies_inside_its_search_range() -> None:
             assert isinstance(value, int), name
         if kind == "log":
             assert lo > 0, f"{name}: a log range must start above 0"
+
+
+def test_micro_batch_divides_the_batch_and_compile_is_declared_for_cuda_only() -> None:
+    from autoresearch_rl.target.knobs import discover_knobs
+    import libcst
+
+    knobs = discover_knobs(libcst.parse_module(template_source()))
+    assert knobs["MICRO_BATCH_SIZE"].spec.divides == "BATCH_SIZE"
+    assert knobs["COMPILE"].spec.devices == ("cuda",)
 
 
 def test_build_model_returns_logits_of_shape_batch_time_vocab(train: ModuleType) -> None:

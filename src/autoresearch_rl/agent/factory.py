@@ -26,7 +26,7 @@ def make_proposer(name: str, base_source: str, space: ActionSpace, seed: int = 0
     if name == "tpe":
         from autoresearch_rl.agent.tpe import TPEProposer
 
-        return TPEProposer(base_source, seed)
+        return TPEProposer(base_source, seed, device=space.device)
     raise ValueError(f"unknown agent {name!r}; choose one of {', '.join(AGENTS)}")
 
 

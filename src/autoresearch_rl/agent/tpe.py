@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 
 from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
 from autoresearch_rl.target.edits import EditError, knobs_of, parse_source, replace_constant
-from autoresearch_rl.target.knobs import Knob, discover_knobs
+from autoresearch_rl.target.knobs import Knob, constraints_hold, discover_knobs
+from autoresearch_rl.target.tokens import read_names
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ def apply_params(base_source: str, params: dict[str, Any]) -> tuple[str, str]:
         if value != knob.value:
             module = replace_constant(module, name, value)
             changed.append(f"{name}={value!r}")
+    final = knobs_of(module)
+    for name in params:
+        if not constraints_hold(final, name, final[name].value):
+            raise EditError(f"{name}={final[name].value!r} breaks a 'divides' relation of this train.py; not run")
     return module.code, "config: " + (", ".join(changed) if changed else "the base configuration")
 
 
@@ -71,10 +76,13 @@ class TPEProposer:
 
     name = "tpe"
 
-    def __init__(self, base_source: str, seed: int = 0) -> None:
+    def __init__(self, base_source: str, seed: int = 0, device: str | None = None) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         knobs = discover_knobs(cst.parse_module(base_source))
-        self.distributions = {name: d for name, k in knobs.items() if (d := knob_distribution(k)) is not None}
+        reads = read_names(base_source)
+        wanted = {name: k for name, k in knobs.items()
+                  if name in reads and (device is None or not k.spec.devices or device in k.spec.devices)}
+        self.distributions = {name: d for name, k in wanted.items() if (d := knob_distribution(k)) is not None}
         if not self.distributions:
             raise ValueError("the base train.py has no tunable constants for TPE")
         self.seed = seed

@@ -1,7 +1,9 @@
 """`Decider`: the keep rule. Kept only when the candidate's mean clears the incumbent's by the margin.
 
 `NoiseAwareDecider` puts the campaign keep rule (`decision.judge`: 2 sigma, a confirmation run
-below 4 sigma; `strict` for the reference protocol) behind the protocol. The incumbent's value is
+below 4 sigma; `strict` for the reference protocol) behind the protocol. A configuration proposed
+again (a challenger) is judged on all its runs, but a small win still needs its own confirmation run:
+its earlier runs were picked for looking good. The incumbent's value is
 the mean of all its measurements. The reward is the candidate's improvement over the incumbent it
 was derived from, in sigma, clipped; failures get the failure penalty.
 """
@@ -53,6 +55,12 @@ class NoiseAwareDecider:
             return Decision("failed", margin, self.reward(reference, e.value if e.outcome == "aborted" else None, sigma))
         runs = state.runs_of(exp_id)
         verdict = judge(incumbent, runs, sigma, self.rule)
+        if (verdict is Verdict.KEEP and len(runs) > 1 and not self.rule.strict and sigma > 0
+                and not state.confirmations_finished(exp_id)
+                and incumbent - sum(runs) / len(runs) < self.rule.confirm_below_sigmas * sigma):
+            # a configuration proposed again after it looked good: its earlier runs were selected for their
+            # luck, so a small win needs a fresh confirmation run, as a new candidate's does
+            verdict = Verdict.CONFIRM
         if verdict is Verdict.CONFIRM and (sigma <= 0 or state.confirmations_finished(exp_id)):
             verdict = Verdict.KEEP if sigma <= 0 else Verdict.DISCARD  # its confirmation failed: it does not reproduce
         score = sum(runs) / len(runs)

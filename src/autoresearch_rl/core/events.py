@@ -7,7 +7,7 @@ version is refused by name, never misread). Configurations are tuples of choice 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Union
 
 from autoresearch_rl.core.space import Config
@@ -42,6 +42,7 @@ class Scored:
     exp: int
     value: float  # one measurement, lower is better
     cost_s: float = 0.0  # what the run cost (simulated or wall seconds)
+    throughput: float | None = None  # how fast the machine trained it (tokens/s): the drift monitor's signal
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,19 @@ class Calibrated:
 @dataclass(frozen=True)
 class Decided:
     exp: int  # the candidate decided
-    verdict: str  # "kept" | "discarded" | "confirm" | "failed" | "measured"
+    verdict: str  # "kept" | "discarded" | "confirm" | "deferred" | "failed" | "measured"
     margin: float  # the improvement the rule required (value units)
     reward: float  # what the proposer is told (sigma units, clipped)
+
+
+@dataclass(frozen=True)
+class Rebased:
+    """The machine changed (throughput moved beyond the tolerance, on the incumbent too): from experiment
+    `from_exp` on, measurements are compared only with each other, and `throughput` is the new reference."""
+
+    from_exp: int
+    throughput: float
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,10 @@ class Stopped:
     reason: str
 
 
-Event = Union[CampaignStarted, Proposed, Scored, Crashed, Aborted, Calibrated, Decided, PolicyUpdated, Stopped]
+Event = Union[CampaignStarted, Proposed, Scored, Crashed, Aborted, Calibrated, Decided, Rebased, PolicyUpdated,
+              Stopped]
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in
-                                (CampaignStarted, Proposed, Scored, Crashed, Aborted, Calibrated, Decided,
+                                (CampaignStarted, Proposed, Scored, Crashed, Aborted, Calibrated, Decided, Rebased,
                                  PolicyUpdated, Stopped)}
 _TUPLE_FIELDS = {"start", "config"}
 
@@ -108,7 +120,8 @@ def from_json(text: str) -> Event:
     if cls is None:
         raise EventVersionError(f"unknown event type in {text[:80]!r}")
     names = {f.name for f in fields(cls)}
-    if set(data) != names:
+    optional = {f.name for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
+    if not set(data) <= names or not names - optional <= set(data):  # a field added with a default may be absent
         raise EventVersionError(f"{cls.__name__} fields {sorted(data)} differ from {sorted(names)}")
     for key in _TUPLE_FIELDS & names:
         data[key] = tuple(data[key])

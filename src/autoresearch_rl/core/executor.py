@@ -26,9 +26,14 @@ class LandscapeExecutor:
         self.landscape = landscape
 
     def run(self, exp: int, config: Config, seed: tuple[int, ...]) -> Scored | Crashed:
-        value = self.landscape.evaluate(config, np.random.default_rng(seed))  # type: ignore[attr-defined]
+        rng = np.random.default_rng(seed)
+        measure = getattr(self.landscape, "measure", None)  # a drifting machine: value and throughput at run `exp`
+        if measure is not None:
+            value, throughput = measure(config, rng, exp)
+        else:
+            value, throughput = self.landscape.evaluate(config, rng), None  # type: ignore[attr-defined]
         cost_of = getattr(self.landscape, "cost_s", None)
         cost = (cost_of(config) if cost_of is not None else None) or 0.0
         if value is None or not np.isfinite(value):
             return Crashed(exp, "the landscape crashes here", cost_s=cost)
-        return Scored(exp, float(value), cost_s=cost)
+        return Scored(exp, float(value), cost_s=cost, throughput=throughput)

@@ -8,6 +8,9 @@
         decision = decider.decide(state)     kept | discarded | confirm | failed | measured
         proposer.observe(...); if proposer is a Learner and ready: update (its own event)
 
+The drift monitor (`drift.py`) may defer a decision ("deferred") and owe re-measurements of the
+incumbent; they run before anything new, and a changed machine is recorded as `Rebased`.
+
 Every fact goes through `record`, which appends the event to the store and folds it into the state;
 nothing else changes state. The same loop runs a simulated campaign with a `MemoryStore` and a
 `LandscapeExecutor` in memory, at thousands of decisions per second.
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoresearch_rl.core.decider import Decider, NoiseAwareDecider
+from autoresearch_rl.core.drift import DriftMonitor
 from autoresearch_rl.core.events import Calibrated, CampaignStarted, Decided, Event, PolicyUpdated, Proposed
 from autoresearch_rl.core.executor import Executor
 from autoresearch_rl.core.proposer import Learner, Proposal, Proposer
@@ -48,6 +52,7 @@ class Campaign:
     stopper: Stopper
     decider: Decider = field(default_factory=NoiseAwareDecider)
     store: Store = field(default_factory=MemoryStore)
+    drift: DriftMonitor | None = field(default_factory=DriftMonitor)  # inert unless runs report throughput
     calibration_runs: int = 3
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -72,12 +77,17 @@ class Loop:
         while self.state.stopped is None:
             if not self.state.calibrated:
                 self._calibrate_step()
+            elif c.drift is not None and (rebased := c.drift.pending_rebase(self.state)) is not None:
+                self.record(rebased)  # the machine changed: compare only within the new conditions from here
             elif (unrun := self._first(lambda e: e.outcome == "pending")) is not None:
                 self._execute(unrun.exp)  # proposed before a kill, never run: run it now
             elif (undecided := self._first(self._needs_decision)) is not None:
                 self._decide(undecided.exp)  # ran before a kill (or its confirmation just ran): decide it
             elif (stop := c.stopper.check(self.state)) is not None:
                 self.record(stop)  # a candidate still owed a confirmation stays unconfirmed (never kept)
+            elif (owed_run := self._owed_remeasure()) is not None:
+                parent, why = owed_run
+                self._run(Proposal(self.state.incumbent, "remeasure", {"why": why}), parent=parent)
             elif (owed := self.state.awaiting_confirmation()) is not None:
                 self._run(Proposal(owed.config, "confirm"), parent=owed.exp)
             else:
@@ -87,11 +97,20 @@ class Loop:
     def _first(self, predicate: Callable[[Experiment], bool]) -> Experiment | None:
         return next((e for e in self.state.experiments if e.kind != "calibration" and predicate(e)), None)
 
+    def _owed_remeasure(self) -> tuple[int, str] | None:
+        """The drift monitor's due incumbent re-measurement; a periodic one waits for an owed confirmation."""
+        owed = self.c.drift.owed_remeasure(self.state) if self.c.drift is not None else None
+        if owed is not None and owed[1] == "periodic" and self.state.awaiting_confirmation() is not None:
+            return None
+        return owed
+
     def _needs_decision(self, e: Experiment) -> bool:
         if e.kind == "confirm" or e.outcome == "pending":
             return False
         if e.verdict is None:
             return True
+        if e.verdict == "deferred":
+            return self.c.drift is not None and not self.c.drift.defers(self.state, e.exp)
         return e.verdict == "confirm" and self.state.confirmations_finished(e.exp) > 0
 
     # ---- steps -------------------------------------------------------------------------------
@@ -108,6 +127,10 @@ class Loop:
         self.record(self.c.executor.run(exp, e.config, (self.state.seed, *e.config, nth)))
 
     def _decide(self, exp: int) -> None:
+        drift = self.c.drift
+        if drift is not None and drift.defers(self.state, exp):
+            self.record(Decided(exp, "deferred", 0.0, 0.0))  # the loop re-measures the incumbent first
+            return
         decision = self.c.decider.decide(self.state, exp)
         self.record(Decided(exp, decision.verdict, decision.margin, decision.reward))
         if decision.verdict == "confirm":

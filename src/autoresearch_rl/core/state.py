@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from autoresearch_rl.core.events import (Aborted, CampaignStarted, Calibrated, Crashed, Decided, Event,
-                                         PolicyUpdated, Proposed, Scored, Stopped)
+                                         PolicyUpdated, Proposed, Rebased, Scored, Stopped)
 from autoresearch_rl.core.space import Config
 
 
@@ -31,7 +31,8 @@ class Experiment:
     outcome: str = "pending"  # pending | scored | crashed | aborted
     value: float | None = None  # the measurement (scored), or the pruner's prediction (aborted)
     cost_s: float = 0.0
-    verdict: str | None = None  # set by Decided: kept | discarded | confirm | failed | measured
+    throughput: float | None = None  # tokens/s of the run, when the executor measures it
+    verdict: str | None = None  # set by Decided: kept | discarded | confirm | deferred | failed | measured
     reward: float | None = None
     incumbent_value: float | None = None  # the incumbent's value when it was proposed (what it was compared with)
 
@@ -56,6 +57,8 @@ class CampaignState:
     improvements: tuple[int, ...] = ()  # iterations (1-based) at which an edit was kept
     policy_version: int = 0
     stopped: Stopped | None = None
+    reference_throughput: float | None = None  # the machine's speed the measurements are compared under
+    regime_starts: tuple[int, ...] = ()  # experiments from which on the machine changed (Rebased): compare within
 
     # ---- the reducer -----------------------------------------------------------------------------
 
@@ -71,7 +74,8 @@ class CampaignState:
                              incumbent_value=self.incumbent_value)
             return replace(self, experiments=self.experiments + (exp,))
         if isinstance(event, Scored):
-            state = self._update(event.exp, outcome="scored", value=event.value, cost_s=event.cost_s)
+            state = self._update(event.exp, outcome="scored", value=event.value, cost_s=event.cost_s,
+                                 throughput=event.throughput)
             if self.calibrated and state.experiments[event.exp].config == self.incumbent:
                 state = replace(state, incumbent_values=self.incumbent_values + (event.value,))
             return state
@@ -82,8 +86,14 @@ class CampaignState:
         if isinstance(event, Calibrated):
             values = tuple(e.value for e in self.experiments if e.kind == "calibration" and e.outcome == "scored")
             first = next((e.exp for e in self.experiments if e.kind == "calibration"), None)
+            speeds = [e.throughput for e in self.experiments if e.kind == "calibration" and e.outcome == "scored"]
+            reference = statistics.median(speeds) if speeds and all(t is not None for t in speeds) else None
             return replace(self, calibrated_sigma=event.sigma, baseline=event.baseline, incumbent_values=values,
-                           incumbent_exp=first)
+                           incumbent_exp=first, reference_throughput=reference)
+        if isinstance(event, Rebased):
+            state = replace(self, reference_throughput=event.throughput,
+                            regime_starts=self.regime_starts + (event.from_exp,))
+            return replace(state, incumbent_values=tuple(state.values_of(state.incumbent)))
         if isinstance(event, Decided):
             state = self._update(event.exp, verdict=event.verdict, reward=event.reward)
             exp = state.experiments[event.exp]
@@ -122,7 +132,7 @@ class CampaignState:
         if self.calibrated_sigma is None:
             return None
         squares, dof = 0.0, 0
-        for runs in self.measured.values():
+        for runs in self._repeat_groups():
             if len(runs) > 1:
                 mean = sum(runs) / len(runs)
                 squares += sum((x - mean) ** 2 for x in runs)
@@ -130,6 +140,20 @@ class CampaignState:
         if dof >= 2 and squares > 0:
             return math.sqrt(squares / dof)
         return self.calibrated_sigma
+
+    def _repeat_groups(self) -> list[list[float]]:
+        """Measurements grouped by configuration, and by machine regime when the machine changed."""
+        if not self.regime_starts:
+            return list(self.measured.values())
+        groups: dict[tuple[int, Config], list[float]] = {}
+        for e in self.experiments:
+            if e.outcome == "scored" and e.value is not None:
+                groups.setdefault((self.regime_of(e.exp), e.config), []).append(e.value)
+        return list(groups.values())
+
+    def regime_of(self, exp: int) -> int:
+        """0 before the first Rebased, then 1, 2, ...: measurements are comparable within a regime only."""
+        return sum(start <= exp for start in self.regime_starts)
 
     @property
     def incumbent_value(self) -> float | None:
@@ -167,7 +191,13 @@ class CampaignState:
         return out
 
     def values_of(self, config: Config) -> list[float]:
-        return list(self.measured.get(config, ()))
+        """Every measurement of `config`; once the machine changed, only those under the current conditions (if any)."""
+        if not self.regime_starts:
+            return list(self.measured.get(config, ()))
+        start = self.regime_starts[-1]
+        current = [e.value for e in self.experiments[start:]
+                   if e.config == config and e.outcome == "scored" and e.value is not None]
+        return current or list(self.measured.get(config, ()))
 
     def runs_of(self, exp_id: int) -> list[float]:
         """The measurements that judge a candidate: every measurement of its configuration so far (its own,

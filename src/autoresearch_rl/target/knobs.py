@@ -8,6 +8,13 @@ Annotation grammar (the comment after the constant)::
     # search: int 1..12               integer, steps of 1
     # search: log-int 2..512          integer, doubled or halved
     # search: choice 64, 128, "x"     one of a list (numbers, strings, booleans)
+
+Clauses after a `;` constrain where a value is meaningful (the action mask honours them)::
+
+    # search: choice 0, 4, 8; divides BATCH_SIZE    a value must divide BATCH_SIZE (0 means "unset")
+    # search: choice "auto", "never"; device cuda    only worth moving on these devices (masked elsewhere)
+
+A constant that no code of the file reads is never offered: editing it would cost a run and change nothing.
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ from __future__ import annotations
 import ast
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from collections.abc import Mapping
 from typing import Any
 
 import libcst as cst
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SPEC = re.compile(r"#\s*search:\s*(?P<kind>log-int|log|linear|int|choice)\s+(?P<body>.+?)\s*$")
+_CLAUSE = re.compile(r";\s*(?P<key>divides|device)\s+(?P<value>[^;]+?)\s*(?=;|$)")
 KINDS = ("log", "linear", "int", "log-int", "choice", "bool")
 
 
@@ -38,6 +47,8 @@ class SearchSpec:
     high: float | None = None
     choices: tuple[Any, ...] = ()
     declared: bool = True  # False when inferred from the value (no annotation)
+    divides: str | None = None  # another constant this one's value must divide (0 exempt)
+    devices: tuple[str, ...] = ()  # the device types where moving it has an effect; () = everywhere
 
     def contains(self, value: Any) -> bool:
         if self.kind in ("choice", "bool"):
@@ -74,6 +85,35 @@ def parse_spec(name: str, comment: str | None, value: Any) -> SearchSpec | None:
     if match is None:
         return _default_spec(value)
     kind, body = match.group("kind"), match.group("body")
+    body, clauses = _split_clauses(name, body)
+    spec = _parse_range(name, kind, body)
+    return replace(spec, **clauses) if clauses else spec
+
+
+def _split_clauses(name: str, body: str) -> tuple[str, dict[str, Any]]:
+    """The range text and its `; divides X` / `; device a, b` clauses."""
+    first = _CLAUSE.search(body)
+    if first is None:
+        if ";" in body:
+            raise AnnotationError(f"{name}: unknown clause {body[body.index(';'):]!r} (expected '; divides NAME' "
+                                  "or '; device cuda')")
+        return body, {}
+    clauses: dict[str, Any] = {}
+    rest = body[first.start():]
+    for match in _CLAUSE.finditer(rest):
+        value = match.group("value").strip()
+        if match.group("key") == "divides":
+            if not _NAME.match(value):
+                raise AnnotationError(f"{name}: 'divides' needs an UPPER_CASE constant name, got {value!r}")
+            clauses["divides"] = value
+        else:
+            clauses["devices"] = tuple(d.strip() for d in value.split(",") if d.strip())
+    if _CLAUSE.sub("", rest).strip():
+        raise AnnotationError(f"{name}: cannot read clause {rest!r} (expected '; divides NAME' or '; device cuda')")
+    return body[:first.start()].strip(), clauses
+
+
+def _parse_range(name: str, kind: str, body: str) -> SearchSpec:
     if kind == "choice":
         try:
             choices = tuple(ast.literal_eval(f"({body},)"))
@@ -147,3 +187,18 @@ def discover_knobs(module: cst.Module) -> dict[str, Knob]:
         if spec is not None:
             knobs[name] = Knob(name=name, value=value, spec=spec)
     return knobs
+
+
+def constraints_hold(knobs: Mapping[str, Knob], name: str, value: Any) -> bool:
+    """Would setting `name` to `value` keep every `divides` relation of the file true?"""
+    def divides(small: Any, big: Any) -> bool:
+        return isinstance(small, int) and isinstance(big, int) and (small == 0 or (big > 0 and big % small == 0))
+
+    knob = knobs.get(name)
+    if knob is not None and knob.spec.divides and knob.spec.divides in knobs:
+        if not divides(value, knobs[knob.spec.divides].value):
+            return False
+    for other in knobs.values():
+        if other.spec.divides == name and not divides(other.value, value):
+            return False
+    return True

@@ -9,10 +9,13 @@ operators; the structural ones join when they recognise the file (our template).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autoresearch_rl.target.edits import (Edit, EditError, KnobOperator, Operator, apply_edit, hyperparameter_operators,
                                           knobs_of, parse_source)
+from autoresearch_rl.target.knobs import Knob, constraints_hold
+from autoresearch_rl.target.tokens import read_names
 
 
 MASK_CACHE_SIZE = 64  # masks of recent sources, keyed by the text: the incumbent is masked every step
@@ -35,9 +38,14 @@ def _structural_operators() -> list[Operator]:
 
 
 class ActionSpace:
-    """Every (operator, arg) pair, indexed once; `mask(source)` tells which apply now."""
+    """Every (operator, arg) pair, indexed once; `mask(source)` tells which apply now.
 
-    def __init__(self, operators: list[Operator]) -> None:
+    No free lunches: an edit of a constant no code reads, a value that breaks a `divides` relation, or
+    a knob declared for other devices than `device` (None: any) is masked, so it is never run.
+    """
+
+    def __init__(self, operators: list[Operator], device: str | None = None) -> None:
+        self.device = device
         self.operators = {op.name: op for op in operators}
         if len(self.operators) != len(operators):
             raise ValueError("operator names must be unique")
@@ -49,14 +57,17 @@ class ActionSpace:
         self._masks: OrderedDict[str, tuple[bool, ...]] = OrderedDict()  # by source text, most recent last
 
     @classmethod
-    def for_source(cls, source: str) -> ActionSpace:
-        """Hyperparameter operators of `source`, plus the structural operators that recognise it."""
+    def for_source(cls, source: str, device: str | None = None) -> ActionSpace:
+        """Hyperparameter operators of `source`, plus the structural operators that recognise it.
+
+        `device` ("cpu", "cuda") is where the candidates will train; knobs declared for other devices are masked.
+        """
         module = parse_source(source)
         operators: list[Operator] = list(hyperparameter_operators(source))
         structural = _structural_operators()
         if any(op.applicable(module, arg) for op in structural for arg in op.args):
             operators += structural
-        return cls(operators)
+        return cls(operators, device=device)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -80,15 +91,35 @@ class ActionSpace:
     def _compute_mask(self, source: str) -> tuple[bool, ...]:
         module = parse_source(source)
         knobs = knobs_of(module)
+        reads = read_names(source)
         mask = []
         for action in self.actions:
             op = self.operators[action.operator]
             if isinstance(op, KnobOperator):
-                mask.append(op.applicable_to(knobs.get(op.knob), action.arg))
+                mask.append(op.applicable_to(knobs.get(op.knob), action.arg)
+                            and not self.pointless(op, knobs, reads, action.arg))
             else:
                 mask.append(op.applicable(module, action.arg))
         return tuple(mask)
 
+    def pointless(self, op: KnobOperator, knobs: Mapping[str, Knob], reads: frozenset[str], arg: str) -> str:
+        """Why moving this knob this way cannot be research here ("" when it can)."""
+        knob = knobs.get(op.knob)
+        if knob is None:
+            return ""
+        if op.knob not in reads:
+            return f"{op.knob} is never read by this train.py: editing it would change nothing"
+        if knob.spec.devices and self.device is not None and self.device not in knob.spec.devices:
+            return f"{op.knob} only has an effect on {', '.join(knob.spec.devices)}, and candidates run on {self.device}"
+        if not constraints_hold(knobs, op.knob, op.target(knob, arg)):
+            return f"{op.knob} -> {arg} breaks a 'divides' relation of this train.py"
+        return ""
+
     def apply(self, index: int, source: str) -> Edit:
         action = self.actions[index]
-        return apply_edit(source, self.operators[action.operator], action.arg)
+        op = self.operators[action.operator]
+        if isinstance(op, KnobOperator):
+            why = self.pointless(op, knobs_of(parse_source(source)), read_names(source), action.arg)
+            if why:
+                raise EditError(why)
+        return apply_edit(source, op, action.arg)

@@ -28,7 +28,7 @@ ASPECT_RATIO = 32  # search: log-int 8..128
 HEAD_DIM = 32  # search: choice 16, 32, 64, 128
 MLP_RATIO = 4  # search: int 1..8
 BATCH_SIZE = 16  # search: log-int 2..512
-MICRO_BATCH_SIZE = 0  # search: choice 0, 4, 8, 16, 32, 64, 128
+MICRO_BATCH_SIZE = 0  # search: choice 0, 4, 8, 16, 32, 64, 128; divides BATCH_SIZE
 MATRIX_LR = 0.02  # search: log 0.001..0.2
 EMBEDDING_LR = 0.3  # search: log 0.01..2.0
 UNEMBEDDING_LR = 0.008  # search: log 0.0005..0.1
@@ -43,7 +43,7 @@ ROPE_BASE = 10000.0  # search: log 1000.0..1000000.0
 LOGIT_SOFTCAP = 15.0  # search: log 5.0..100.0
 INIT_SCALE = 1.0  # search: log 0.25..4.0
 GRAD_CLIP = 1.0  # search: linear 0.0..5.0
-COMPILE = "auto"  # search: choice "auto", "never"
+COMPILE = "auto"  # search: choice "auto", "never"; device cuda
 # ---------------------------------------------------------------------------------------------
 
 
@@ -255,8 +255,10 @@ def main() -> None:
     optimizers = build_optimizers(model)
     use_compile = COMPILE == "auto" and ctx.device.type == "cuda"
     train_model = torch.compile(model) if use_compile else model
-    micro = MICRO_BATCH_SIZE or BATCH_SIZE
-    accum = max(1, BATCH_SIZE // micro)
+    micro = MICRO_BATCH_SIZE or BATCH_SIZE  # gradient accumulation: the effective batch is always BATCH_SIZE
+    if BATCH_SIZE % micro:
+        raise ValueError(f"MICRO_BATCH_SIZE {MICRO_BATCH_SIZE} must divide BATCH_SIZE {BATCH_SIZE}")
+    accum = BATCH_SIZE // micro
     print(f"params {sum(p.numel() for p in model.parameters()):,} | batch {accum}x{micro}x{ctx.seq_len} | device {ctx.device}",
           flush=True)
 
