@@ -209,6 +209,16 @@ class Campaign:
         return campaign_summary(self.run_dir, meta, self.ledger)
 
 
+def _drift_json(rows: list) -> dict[str, Any] | None:
+    """Re-measurements of the incumbent and the machine changes they found (None when there were none)."""
+    if not any(r.role == "remeasure" for r in rows):
+        return None
+    from autoresearch_rl.core.drift import DriftMonitor
+    from autoresearch_rl.selfeval.drift import drift_account
+
+    return drift_account(rows, DriftMonitor()).to_json()
+
+
 def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
     """`arl status --json`: safe to call while another process runs the campaign (SQLite WAL readers never block)."""
     rows = ledger.experiments()
@@ -247,6 +257,7 @@ def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dic
         "running": [{"id": r.id, "role": r.role, "description": r.description} for r in running],
         "stop_reason": meta.get("stop_reason"),
         "stop_rule": meta.get("stop_rule"),
+        "drift": _drift_json(rows),
         "verified": ({k: meta["verified"][k] for k in ("baseline_mean", "best_mean", "gain", "ci95_low", "ci95_high",
                                                         "runs_each")}
                      if meta.get("verified") and meta["verified"].get("best_sha") == incumbent.get("sha") else None),

@@ -158,6 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             space = ActionSpace.for_source(base, device=candidate_device(campaign.preset.device, args.gpus_per_worker))
         except AnnotationError as exc:
             raise UserError(f"bad # search: annotation: {exc}") from None
+        if not any(space.mask(base)):
+            raise UserError("the base train.py has no tunable constant its code reads: declare module-level UPPER_CASE "
+                            "constants such as `LR = 0.01  # search: log 0.001..0.1` (README: your own train.py)")
         proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
         resumed = bool(campaign.ledger.experiments())
         console.print(f"{'resuming' if resumed else 'starting'} campaign {campaign.run_dir} | preset {campaign.preset.name} "

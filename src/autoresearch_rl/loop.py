@@ -19,7 +19,9 @@ incumbent's score only ever improves, whatever order results arrive in).
 
 Roles in the ledger: `calibration` (the unmodified base train.py with distinct seeds: the noise
 sigma and the starting incumbent), `candidate` (one iteration: one proposal), `confirmation` (a
-re-run of a candidate's train.py with another seed, when its apparent win was small).
+re-run of a candidate's train.py with another seed, when its apparent win was small), `remeasure`
+(a re-run of the incumbent: paired with a candidate whose throughput says the machine changed, or
+periodic; see selfeval/drift.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from autoresearch_rl.agent.tpe import apply_params
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign, code_hash, source_hash
+from autoresearch_rl.core.drift import DriftMonitor
 from autoresearch_rl.decision import KeepRule, NoiseConfig, RewardConfig, Verdict, judge, noise_sigma, reward
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
@@ -52,6 +55,7 @@ from autoresearch_rl.selfeval.abort import AbortConfig, AbortSpec
 from autoresearch_rl.selfeval.accounting import abort_outcomes, prediction_errors
 from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit
 from autoresearch_rl.selfeval.calibration import AbortCalibrator
+from autoresearch_rl.selfeval.drift import DriftAccount, drift_account, machine_speed, throughput
 from autoresearch_rl.oracle import CampaignProgress, OracleConfig, StopDecision, TerminationOracle, user_interrupt
 from autoresearch_rl.target.edits import EditError, unified_diff
 from autoresearch_rl.target.space import ActionSpace
@@ -78,6 +82,7 @@ class LoopConfig:
     smoke_check: bool = True  # validate each candidate with one tiny step before spending its budget
     audit_fraction: float = 0.0  # share of proposals made by uniform random search to audit a learning agent
     abort: AbortConfig | None = None  # early abort of candidates whose loss curve is doomed; None: every run finishes
+    drift: DriftMonitor | None = field(default_factory=DriftMonitor)  # throughput-flagged decisions wait for a re-run
 
 
 class LoopEvents(Protocol):
@@ -152,6 +157,7 @@ class ResearchLoop:
         self._jobs: dict[int, _Job] = {}  # experiments in flight, by id
         self._confirm: deque[int] = deque()  # candidates waiting for a confirmation run
         self._retry: deque[int] = deque()  # interrupted candidates waiting to be re-run
+        self._remeasure: deque[int] = deque()  # candidates waiting for a paired re-run of the incumbent
         self._calibration_attempts = 0
         self._code_hashes: dict[str, str] = {}  # commit sha -> code_hash of its train.py (git reads are not free)
         self._auditor = RandomProposer(seed=derive_seed(config.seed, "audit"))
@@ -243,8 +249,12 @@ class ResearchLoop:
             spec = self._confirmation_job(self._confirm.popleft())
             if spec is not None:
                 return spec
+        if self._remeasure:
+            return self._remeasure_job(self._remeasure.popleft(), "paired with a candidate whose throughput moved")
         if self._retry:
             return self._retry_job(self._retry.popleft())
+        if allow_new and self._periodic_remeasure_due():
+            return self._remeasure_job(self.incumbent().exp_id, "periodic")
         if allow_new:
             return self._proposal_job()
         return None
@@ -265,7 +275,7 @@ class ResearchLoop:
                                                                    error=f"worker lost: {result.lost}"))
             if job.role == "candidate" and self._worker_losses(exp_id) < MAX_WORKER_LOSSES:
                 self._retry.append(exp_id)
-            elif job.role == "confirmation":
+            elif job.role in ("confirmation", "remeasure"):
                 self._decide(self.ledger.get(exp_id).parent_id or 0)
             return
         record = result.record
@@ -283,10 +293,10 @@ class ResearchLoop:
         if job.role == "calibration":
             self.events.experiment_finished(self.ledger.get(exp_id), job.role)
             self._after_calibration_run()
-        elif job.role == "confirmation":
+        elif job.role in ("confirmation", "remeasure"):
             self.events.experiment_finished(self.ledger.get(exp_id), job.role)
             parent = self.ledger.get(exp_id).parent_id
-            if parent is not None:
+            if parent is not None and self.ledger.get(parent).role == "candidate":
                 self._decide(parent)
         else:
             self._decide(exp_id)
@@ -647,9 +657,12 @@ class ResearchLoop:
         if row.status.failed or row.val_bpb is None:
             status, score = row.status, None
         else:
-            confirmations = [r for r in self.ledger.experiments() if r.role == "confirmation" and r.parent_id == exp_id]
+            rows = self.ledger.experiments()
+            confirmations = [r for r in rows if r.role == "confirmation" and r.parent_id == exp_id]
             runs = [row.val_bpb] + [r.val_bpb for r in confirmations if r.status.scored and r.val_bpb is not None]
-            verdict = judge(inc.val_bpb, runs, sigma, self.config.keep)
+            verdict = judge(self._incumbent_value(inc, rows), runs, sigma, self.config.keep)
+            if verdict is not Verdict.DISCARD and self._awaits_remeasure(row, rows):
+                return  # it may win only because the machine changed: the incumbent runs again first, paired
             if verdict is Verdict.CONFIRM:
                 if any(r.status is Status.RUNNING for r in confirmations) or exp_id in self._confirm:
                     return
@@ -684,6 +697,61 @@ class ResearchLoop:
         self.proposer.observe(transition)
         self._observed_through = max(self._observed_through, exp_id)
         self.events.experiment_finished(decided, status.value)
+
+    # ---- drift -------------------------------------------------------------------------------------
+
+    def drift(self, rows: list[ExperimentRow] | None = None) -> DriftAccount:
+        rows = self.ledger.experiments() if rows is None else rows
+        return drift_account(rows, self.config.drift or DriftMonitor())
+
+    def _incumbent_value(self, inc: Incumbent, rows: list[ExperimentRow]) -> float:
+        """The incumbent's mean; once the machine changed, the mean of its runs under the current conditions."""
+        if self.config.drift is None:
+            return inc.val_bpb
+        since = self.drift(rows).since
+        values = [r.val_bpb for r in rows if r.source_hash == inc.source_hash and r.status.scored and r.id >= since
+                  and r.val_bpb is not None] if since else []
+        return statistics.fmean(values) if values else inc.val_bpb
+
+    def _awaits_remeasure(self, row: ExperimentRow, rows: list[ExperimentRow]) -> bool:
+        """True (and a paired re-run of the incumbent queued) when the candidate's throughput moved beyond the
+        tolerance and the incumbent has not run since it."""
+        if self.config.drift is None or (tp := throughput(row)) is None:
+            return False
+        account = self.drift(rows)
+        reference = machine_speed(rows, self.incumbent().source_hash, account.since, row.id)
+        if reference is None or abs(tp / reference - 1.0) <= account.tolerance:
+            return False
+        paired = [r for r in rows if r.role == "remeasure" and r.parent_id == row.id]
+        if any(r.status.scored or r.status.failed for r in paired):
+            return False
+        if row.id not in self._remeasure and not any(r.status is Status.RUNNING for r in paired):
+            log.warning("experiment %d trained at %+.0f%% of the machine's speed: re-measuring the incumbent before "
+                        "deciding", row.id, 100 * (tp / reference - 1.0))
+            self._remeasure.append(row.id)
+        return True
+
+    def _periodic_remeasure_due(self) -> bool:
+        """Every `remeasure_every` candidates without a run of the incumbent, it runs again (slow drift)."""
+        monitor = self.config.drift
+        if monitor is None or not monitor.remeasure_every:
+            return False
+        rows = self.ledger.experiments()
+        inc = self.incumbent()
+        if not any(throughput(r) is not None for r in rows if r.role == "calibration"):
+            return False  # an executor without throughput (the synthetic landscape): nothing to follow
+        if any(r.role == "remeasure" and r.status is Status.RUNNING for r in rows):
+            return False
+        last = max((r.id for r in rows if r.source_hash == inc.source_hash and r.status.scored), default=0)
+        since = sum(r.role == "candidate" and r.id > last and r.retry_of is None for r in rows)
+        return since >= monitor.remeasure_every
+
+    def _remeasure_job(self, parent_id: int, why: str) -> JobSpec:
+        inc = self.incumbent()
+        index = sum(r.role == "remeasure" and r.status is not Status.INTERRUPTED for r in self.ledger.experiments())
+        return self._start("remeasure", self.history.source_at(inc.sha), f"re-measurement of the incumbent ({why})",
+                           parent_id=parent_id, seed=self.run_seed("remeasure", index),
+                           proposal={"periodic": why == "periodic"})
 
     def _resume_pending(self) -> None:
         """Decide candidates that ran but were not decided; queue re-runs of candidates that were interrupted."""

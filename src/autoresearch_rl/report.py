@@ -297,6 +297,13 @@ def write_report(run_dir: Path, heldout: bool = True) -> Report:
             header += f"# {verified.line()}\n"
         elif incumbent_sha != base_sha:
             header += "# not verified yet: `arl verify` re-runs baseline and best on fresh seeds\n"
+        if any(r.role == "remeasure" for r in rows):
+            from autoresearch_rl.core.drift import DriftMonitor
+            from autoresearch_rl.selfeval.drift import drift_account
+
+            d = drift_account(rows, DriftMonitor()).to_json()
+            header += (f"# drift: {len(d['events'])} re-measurement(s) of the incumbent ({d['flagged']} paired with a "
+                       f"candidate whose throughput moved > {d['tolerance']:.0%}), {d['rebased']} machine change(s)\n")
         text = header + (diff or "# no kept change yet: the best is the baseline\n")
     else:
         text = "# not calibrated yet: no baseline to compare with\n"

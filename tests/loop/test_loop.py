@@ -265,3 +265,49 @@ def test_a_candidate_whose_code_already_ran_is_answered_from_the_ledger_not_run(
     assert [r.status for r in candidates] == [Status.DISCARDED, Status.INVALID_EDIT, Status.INVALID_EDIT]
     assert all(f"same code as experiment {candidates[0].id}" in r.error for r in candidates[1:])
     assert executor.scores == []  # every score handed out was for calibration and the first candidate
+
+
+class DriftingScripted(Scripted):
+    """Scripted (val_bpb, tokens/s) pairs: a machine whose speed changes, as a real runner reports it."""
+
+    def execute(self, source: str, workspace: Path, seed: int, **_: object) -> ExperimentRecord:
+        value, speed = self.scores.pop(0)
+        return ExperimentRecord(status=Status.OK, val_bpb=value, seed=seed, timings=Timings(total=1.0),
+                                summary={"tokens_per_second": speed})
+
+
+CALIBRATION = [(1.00, 1000.0), (1.01, 1010.0), (0.99, 990.0)]  # sigma 0.01, machine at ~1000 tokens/s
+
+
+def test_a_faster_machine_is_not_taken_for_research_on_the_real_loop(tmp_path: Path, smoke_cache: Path) -> None:
+    # candidate 1 looks 10 sigma better, but trained 30% faster: the incumbent re-runs in the same conditions
+    # (0.91), the machine changed, and against that the candidate is no better; candidate 2 is judged the same way
+    executor = DriftingScripted(CALIBRATION + [(0.90, 1300.0), (0.91, 1310.0), (0.905, 1290.0)])
+    loop, _ = run_loop(tmp_path, smoke_cache, make_proposer("random", BASE, SPACE), 2, executor=executor)
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        rows = [r for r in ledger.experiments() if r.role != "calibration"]
+        meta = ledger.meta()
+    assert [(r.role, r.status) for r in rows] == [("candidate", Status.DISCARDED), ("remeasure", Status.OK),
+                                                  ("candidate", Status.DISCARDED)]
+    assert rows[1].parent_id == rows[0].id
+    assert meta["incumbent"]["val_bpb"] == pytest.approx(1.0)  # nothing kept
+    from autoresearch_rl.campaign import campaign_summary
+
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        drift = campaign_summary(tmp_path / "run", ledger.meta(), ledger)["drift"]
+    assert drift["flagged"] == 1 and drift["rebased"] == 1 and drift["since"] == rows[0].id
+
+
+def test_without_drift_detection_the_real_loop_keeps_the_machine_change(tmp_path: Path, smoke_cache: Path) -> None:
+    executor = DriftingScripted(CALIBRATION + [(0.90, 1300.0)])
+    run_loop(tmp_path, smoke_cache, make_proposer("random", BASE, SPACE), 1, executor=executor, drift=None)
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        assert [r.status for r in ledger.experiments() if r.role == "candidate"] == [Status.KEPT]
+
+
+def test_a_flagged_candidate_that_loses_anyway_costs_no_extra_run(tmp_path: Path, smoke_cache: Path) -> None:
+    executor = DriftingScripted(CALIBRATION + [(1.20, 600.0), (1.001, 1005.0)])  # a slow, bad candidate; a normal one
+    run_loop(tmp_path, smoke_cache, make_proposer("random", BASE, SPACE), 2, executor=executor)
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        assert [(r.role, r.status) for r in ledger.experiments() if r.role != "calibration"] == [
+            ("candidate", Status.DISCARDED), ("candidate", Status.DISCARDED)]

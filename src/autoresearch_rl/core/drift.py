@@ -24,6 +24,7 @@ measurement in hand. Without throughput (landscapes that do not report one) the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import median
 
 from autoresearch_rl.core.events import Rebased
 from autoresearch_rl.core.state import CampaignState, Experiment
@@ -45,10 +46,13 @@ class DriftMonitor:
 
     def tolerance(self, state: CampaignState) -> float:
         """The relative throughput change that flags a run, from the spread of the calibration runs' throughput."""
-        speeds = [e.throughput for e in state.experiments[:state.calibration_runs * 3]
-                  if e.kind == "calibration" and e.throughput is not None]
+        return self.tolerance_for([e.throughput for e in state.experiments[:state.calibration_runs * 3]
+                                   if e.kind == "calibration" and e.throughput is not None])
+
+    def tolerance_for(self, calibration_speeds: list[float]) -> float:
+        speeds = [x for x in calibration_speeds if x > 0]
         if len(speeds) < 2:
-            return self.max_tolerance
+            return self.min_tolerance
         mean = sum(speeds) / len(speeds)
         cv = (sum((x - mean) ** 2 for x in speeds) / (len(speeds) - 1)) ** 0.5 / mean
         return min(self.max_tolerance, max(self.min_tolerance, self.jitter_multiple * cv))
@@ -59,10 +63,7 @@ class DriftMonitor:
         start = state.regime_starts[-1] if state.regime_starts else 0
         speeds = sorted(r.throughput for r in state.experiments[start:before]
                         if r.config == state.incumbent and r.outcome == "scored" and r.throughput is not None)
-        if speeds:
-            mid = len(speeds) // 2
-            return speeds[mid] if len(speeds) % 2 else (speeds[mid - 1] + speeds[mid]) / 2
-        return state.reference_throughput
+        return median(speeds) if speeds else state.reference_throughput
 
     def deviation(self, state: CampaignState, e: Experiment) -> float | None:
         """Relative throughput change of a run against the reference (None when either is unknown)."""
