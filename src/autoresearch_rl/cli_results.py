@@ -44,6 +44,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         from autoresearch_rl.selfeval.audit import AuditSummary
 
         print(AuditSummary(**summary["audit"]).line())
+    if summary["drift"] is not None:
+        d = summary["drift"]
+        print(f"drift: {len(d['events'])} re-measurement(s) of the incumbent, {d['flagged']} paired with a candidate "
+              f"whose throughput moved > {d['tolerance']:.0%}, {d['rebased']} machine change(s)")
     for w in summary["workers"]:
         print(f"  worker {w['worker']}: {w['experiments']} experiments, busy {100 * w['utilisation']:.0f}% | {w['devices']}")
     for r in summary["running"]:

@@ -296,6 +296,10 @@ def test_a_faster_machine_is_not_taken_for_research_on_the_real_loop(tmp_path: P
     with Ledger.open(tmp_path / "run", create=False) as ledger:
         drift = campaign_summary(tmp_path / "run", ledger.meta(), ledger)["drift"]
     assert drift["flagged"] == 1 and drift["rebased"] == 1 and drift["since"] == rows[0].id
+    from autoresearch_rl.report import write_report
+
+    report = write_report(tmp_path / "run", heldout=False)
+    assert "# drift: 1 re-measurement(s) of the incumbent (1 paired" in report.best_diff.read_text()
 
 
 def test_without_drift_detection_the_real_loop_keeps_the_machine_change(tmp_path: Path, smoke_cache: Path) -> None:
