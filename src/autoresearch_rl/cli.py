@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -24,6 +23,7 @@ from autoresearch_rl.experiment import ExperimentRecord
 from autoresearch_rl.runner.logparse import parse_log
 from autoresearch_rl.cli_common import DEFAULT_RUN_DIR, _cache_dir, console
 from autoresearch_rl.cli_results import cmd_report, cmd_status, cmd_verify
+from autoresearch_rl.cli_source import _read_source, _space, candidate_device
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
@@ -187,42 +187,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{summary['agent_updates']}")
     console.print(f"see `arl report --run-dir {args.run_dir}` for progress.png, results.tsv, best.diff")
     return 0
-
-
-def candidate_device(preset_device: str, gpus_per_worker: float = 0.0) -> str:
-    """The device type candidates will train on ("cpu" or "cuda"), as the frozen runtime will pick it."""
-    wanted = os.environ.get("ARL_DEVICE") or preset_device
-    if wanted == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() or gpus_per_worker > 0 else "cpu"
-    return wanted.split(":")[0]
-
-
-def _read_source(path: str | None) -> str:
-    if path is None:
-        from autoresearch_rl.target import template_source
-
-        return template_source()
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--source {file} does not exist; pass the path of a train.py")
-    source = file.read_text()
-    try:
-        compile(source, str(file), "exec")
-    except SyntaxError as exc:
-        raise UserError(f"{file} does not compile (line {exc.lineno}: {exc.msg}); fix it first") from None
-    return source
-
-
-def _space(source: str):
-    from autoresearch_rl.target.knobs import AnnotationError
-    from autoresearch_rl.target.space import ActionSpace
-
-    try:
-        return ActionSpace.for_source(source)
-    except AnnotationError as exc:
-        raise UserError(f"bad # search: annotation: {exc}") from None
 
 
 def cmd_edits(args: argparse.Namespace) -> int:

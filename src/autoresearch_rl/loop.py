@@ -26,16 +26,15 @@ periodic; see selfeval/drift.py).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
 import statistics
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -45,18 +44,20 @@ from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Trans
 from autoresearch_rl.agent.tpe import apply_params
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
-from autoresearch_rl.campaign import Campaign, code_hash, source_hash
-from autoresearch_rl.core.drift import DriftMonitor
-from autoresearch_rl.decision import KeepRule, NoiseConfig, RewardConfig, Verdict, judge, noise_sigma, reward
+from autoresearch_rl.campaign import Campaign, code_hash
+from autoresearch_rl.decision import Verdict, judge, noise_sigma, reward
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.ledger import ExperimentRow
-from autoresearch_rl.selfeval.abort import AbortConfig, AbortSpec
+from autoresearch_rl.loop_config import (Incumbent, LoopConfig, LoopEvents, _SilentEvents, derive_seed,  # noqa: F401
+                                        resolve_base_source)
+from autoresearch_rl.selfeval.abort import AbortSpec
 from autoresearch_rl.selfeval.accounting import abort_outcomes, prediction_errors
 from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit
 from autoresearch_rl.selfeval.calibration import AbortCalibrator
-from autoresearch_rl.selfeval.drift import DriftAccount, drift_account, machine_speed, throughput
-from autoresearch_rl.oracle import CampaignProgress, OracleConfig, StopDecision, TerminationOracle, user_interrupt
+from autoresearch_rl.selfeval.drift import (DriftAccount, drift_account, incumbent_value, paired_remeasure_owed,
+                                           periodic_remeasure_due)
+from autoresearch_rl.oracle import CampaignProgress, StopDecision, TerminationOracle, user_interrupt
 from autoresearch_rl.target.edits import EditError, unified_diff
 from autoresearch_rl.target.space import ActionSpace
 
@@ -68,68 +69,6 @@ STOP_FILE = "STOP"
 MAX_CALIBRATION_ATTEMPTS_FACTOR = 2  # calibration gives up after 2x the requested runs fail
 MAX_WORKER_LOSSES = 3  # a candidate whose worker died this often is abandoned (it may be what kills them)
 WAIT_POLL_S = 1.0  # how often a waiting controller looks at the STOP file and the clock
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """How the loop decides and when it stops (what runs is the campaign's preset)."""
-
-    seed: int = 0  # campaign seed: proposers and training seeds derive from it
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-    keep: KeepRule = field(default_factory=KeepRule)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    oracle: OracleConfig = field(default_factory=OracleConfig)
-    smoke_check: bool = True  # validate each candidate with one tiny step before spending its budget
-    audit_fraction: float = 0.0  # share of proposals made by uniform random search to audit a learning agent
-    abort: AbortConfig | None = None  # early abort of candidates whose loss curve is doomed; None: every run finishes
-    drift: DriftMonitor | None = field(default_factory=DriftMonitor)  # throughput-flagged decisions wait for a re-run
-
-
-class LoopEvents(Protocol):
-    """What a display may want to know; every method is optional to act on."""
-
-    def experiment_started(self, exp_id: int, role: str, description: str) -> None: ...
-
-    def experiment_finished(self, row: ExperimentRow, verdict: str) -> None: ...
-
-
-class _SilentEvents:
-    def experiment_started(self, exp_id: int, role: str, description: str) -> None:
-        pass
-
-    def experiment_finished(self, row: ExperimentRow, verdict: str) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class Incumbent:
-    exp_id: int
-    sha: str
-    val_bpb: float
-    source_hash: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"exp_id": self.exp_id, "sha": self.sha, "val_bpb": self.val_bpb, "source_hash": self.source_hash}
-
-
-def resolve_base_source(campaign: Campaign, requested: str | None) -> str:
-    """The campaign's base train.py: the recorded one when it has started, else `requested` or the template."""
-    meta = campaign.ledger.meta()
-    if meta.get("base_commit"):
-        return campaign.history.source_at(meta["base_commit"])
-    calibration = [r for r in campaign.ledger.experiments() if r.role == "calibration" and r.commit_sha]
-    if calibration:
-        return campaign.history.source_at(calibration[0].commit_sha)
-    if requested is not None:
-        return requested
-    from autoresearch_rl.target import template_source
-
-    return template_source()
-
-
-def derive_seed(*parts: object) -> int:
-    """A 31-bit seed from any tuple of values (stable across processes, unlike hash())."""
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
 class ResearchLoop:
@@ -660,8 +599,10 @@ class ResearchLoop:
             rows = self.ledger.experiments()
             confirmations = [r for r in rows if r.role == "confirmation" and r.parent_id == exp_id]
             runs = [row.val_bpb] + [r.val_bpb for r in confirmations if r.status.scored and r.val_bpb is not None]
-            verdict = judge(self._incumbent_value(inc, rows), runs, sigma, self.config.keep)
-            if verdict is not Verdict.DISCARD and self._awaits_remeasure(row, rows):
+            account = drift_account(rows, self.config.drift) if self.config.drift is not None else None
+            reference = incumbent_value(rows, inc.source_hash, account, inc.val_bpb)
+            verdict = judge(reference, runs, sigma, self.config.keep)
+            if verdict is not Verdict.DISCARD and account is not None and self._awaits_remeasure(row, rows, account):
                 return  # it may win only because the machine changed: the incumbent runs again first, paired
             if verdict is Verdict.CONFIRM:
                 if any(r.status is Status.RUNNING for r in confirmations) or exp_id in self._confirm:
@@ -698,53 +639,25 @@ class ResearchLoop:
         self._observed_through = max(self._observed_through, exp_id)
         self.events.experiment_finished(decided, status.value)
 
-    # ---- drift -------------------------------------------------------------------------------------
+    # ---- drift (selfeval/drift.py) ----------------------------------------------------------------
 
-    def drift(self, rows: list[ExperimentRow] | None = None) -> DriftAccount:
-        rows = self.ledger.experiments() if rows is None else rows
-        return drift_account(rows, self.config.drift or DriftMonitor())
-
-    def _incumbent_value(self, inc: Incumbent, rows: list[ExperimentRow]) -> float:
-        """The incumbent's mean; once the machine changed, the mean of its runs under the current conditions."""
-        if self.config.drift is None:
-            return inc.val_bpb
-        since = self.drift(rows).since
-        values = [r.val_bpb for r in rows if r.source_hash == inc.source_hash and r.status.scored and r.id >= since
-                  and r.val_bpb is not None] if since else []
-        return statistics.fmean(values) if values else inc.val_bpb
-
-    def _awaits_remeasure(self, row: ExperimentRow, rows: list[ExperimentRow]) -> bool:
+    def _awaits_remeasure(self, row: ExperimentRow, rows: list[ExperimentRow], account: DriftAccount) -> bool:
         """True (and a paired re-run of the incumbent queued) when the candidate's throughput moved beyond the
         tolerance and the incumbent has not run since it."""
-        if self.config.drift is None or (tp := throughput(row)) is None:
+        change = paired_remeasure_owed(row, rows, self.incumbent().source_hash, account)
+        if change is None:
             return False
-        account = self.drift(rows)
-        reference = machine_speed(rows, self.incumbent().source_hash, account.since, row.id)
-        if reference is None or abs(tp / reference - 1.0) <= account.tolerance:
-            return False
-        paired = [r for r in rows if r.role == "remeasure" and r.parent_id == row.id]
-        if any(r.status.scored or r.status.failed for r in paired):
-            return False
-        if row.id not in self._remeasure and not any(r.status is Status.RUNNING for r in paired):
+        if row.id not in self._remeasure and not any(r.role == "remeasure" and r.parent_id == row.id
+                                                     and r.status is Status.RUNNING for r in rows):
             log.warning("experiment %d trained at %+.0f%% of the machine's speed: re-measuring the incumbent before "
-                        "deciding", row.id, 100 * (tp / reference - 1.0))
+                        "deciding", row.id, 100 * change)
             self._remeasure.append(row.id)
         return True
 
     def _periodic_remeasure_due(self) -> bool:
-        """Every `remeasure_every` candidates without a run of the incumbent, it runs again (slow drift)."""
         monitor = self.config.drift
-        if monitor is None or not monitor.remeasure_every:
-            return False
-        rows = self.ledger.experiments()
-        inc = self.incumbent()
-        if not any(throughput(r) is not None for r in rows if r.role == "calibration"):
-            return False  # an executor without throughput (the synthetic landscape): nothing to follow
-        if any(r.role == "remeasure" and r.status is Status.RUNNING for r in rows):
-            return False
-        last = max((r.id for r in rows if r.source_hash == inc.source_hash and r.status.scored), default=0)
-        since = sum(r.role == "candidate" and r.id > last and r.retry_of is None for r in rows)
-        return since >= monitor.remeasure_every
+        return monitor is not None and periodic_remeasure_due(self.ledger.experiments(), self.incumbent().source_hash,
+                                                              monitor)
 
     def _remeasure_job(self, parent_id: int, why: str) -> JobSpec:
         inc = self.incumbent()

@@ -65,7 +65,7 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple
 def verify(campaign: Campaign, runs_each: int = 3, on_run: Callable[[str, int, float | None], None] | None = None,
            ) -> Verified | None:
     """Interleave fresh-seed runs of baseline and best until each has `runs_each` scores; None if nothing was kept."""
-    from autoresearch_rl.loop import derive_seed
+    from autoresearch_rl.loop_config import derive_seed
 
     if runs_each < 2:
         raise UserError("--runs-each must be at least 2 (the interval needs a spread)")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoresearch_rl.core.drift import DriftMonitor
+from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
 
 
@@ -69,3 +70,37 @@ def drift_account(rows: list[ExperimentRow], monitor: DriftMonitor) -> DriftAcco
                        "why": "flagged" if flagged else "periodic", "throughput_change": round(change, 4),
                        "rebased": rebased})
     return DriftAccount(since, tolerance, tuple(events))
+
+
+def incumbent_value(rows: list[ExperimentRow], source_hash: str, account: DriftAccount | None, recorded: float) -> float:
+    """The incumbent's value for a decision: its recorded mean, or, once the machine changed, the mean of its
+    runs under the current conditions."""
+    if account is None or not account.since:
+        return recorded
+    values = [r.val_bpb for r in rows if r.source_hash == source_hash and r.status.scored and r.id >= account.since
+              and r.val_bpb is not None]
+    return statistics.fmean(values) if values else recorded
+
+
+def paired_remeasure_owed(row: ExperimentRow, rows: list[ExperimentRow], incumbent_hash: str,
+                          account: DriftAccount) -> float | None:
+    """The throughput change of candidate `row` when it is beyond the tolerance and no re-run of the incumbent
+    paired with it has finished (a decision must wait for one); else None."""
+    tp = throughput(row)
+    reference = machine_speed(rows, incumbent_hash, account.since, row.id) if tp is not None else None
+    if tp is None or reference is None or abs(tp / reference - 1.0) <= account.tolerance:
+        return None
+    if any(r.role == "remeasure" and r.parent_id == row.id and (r.status.scored or r.status.failed) for r in rows):
+        return None
+    return tp / reference - 1.0
+
+
+def periodic_remeasure_due(rows: list[ExperimentRow], incumbent_hash: str, monitor: DriftMonitor) -> bool:
+    """Every `remeasure_every` candidates without a run of the incumbent, it runs again (slow drift); only when
+    runs report a throughput and no re-measurement is running."""
+    if not monitor.remeasure_every or not any(throughput(r) is not None for r in rows if r.role == "calibration"):
+        return False
+    if any(r.role == "remeasure" and r.status is Status.RUNNING for r in rows):
+        return False
+    last = max((r.id for r in rows if r.source_hash == incumbent_hash and r.status.scored), default=0)
+    return sum(r.role == "candidate" and r.id > last and r.retry_of is None for r in rows) >= monitor.remeasure_every
