@@ -31,7 +31,6 @@ from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.ledger import CandidateHistory, Ledger, write_results_tsv
 from autoresearch_rl.runner import RunnerConfig, run_experiment
 from autoresearch_rl.runner.runner import compile_error
-from autoresearch_rl.target.tokens import code_fingerprint
 from autoresearch_rl.selfeval.accounting import abort_account
 from autoresearch_rl.selfeval.audit import audit
 from autoresearch_rl.usage import experiments_per_hour, worker_usage
@@ -43,11 +42,6 @@ MANIFEST_NAME = "frozen_manifest.json"
 
 def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
-
-
-def code_hash(source: str) -> str:
-    """Hash of what the code does, not how it is written: comments and layout do not change it."""
-    return code_fingerprint(source)
 
 
 @dataclass

@@ -45,9 +45,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         print(AuditSummary(**summary["audit"]).line())
     if summary["drift"] is not None:
+        from autoresearch_rl.selfeval.drift import DriftAccount
+
         d = summary["drift"]
-        print(f"drift: {len(d['events'])} re-measurement(s) of the incumbent, {d['flagged']} paired with a candidate "
-              f"whose throughput moved > {d['tolerance']:.0%}, {d['rebased']} machine change(s)")
+        print(DriftAccount(d["since"], d["tolerance"], tuple(d["events"])).line())
     for w in summary["workers"]:
         print(f"  worker {w['worker']}: {w['experiments']} experiments, busy {100 * w['utilisation']:.0f}% | {w['devices']}")
     for r in summary["running"]:

@@ -44,7 +44,7 @@ from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Trans
 from autoresearch_rl.agent.tpe import apply_params
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
-from autoresearch_rl.campaign import Campaign, code_hash
+from autoresearch_rl.campaign import Campaign
 from autoresearch_rl.decision import Verdict, judge, noise_sigma, reward
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
@@ -60,6 +60,7 @@ from autoresearch_rl.selfeval.drift import (DriftAccount, drift_account, incumbe
 from autoresearch_rl.oracle import CampaignProgress, StopDecision, TerminationOracle, user_interrupt
 from autoresearch_rl.target.edits import EditError, unified_diff
 from autoresearch_rl.target.space import ActionSpace
+from autoresearch_rl.target.tokens import code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class ResearchLoop:
         self._retry: deque[int] = deque()  # interrupted candidates waiting to be re-run
         self._remeasure: deque[int] = deque()  # candidates waiting for a paired re-run of the incumbent
         self._calibration_attempts = 0
-        self._code_hashes: dict[str, str] = {}  # commit sha -> code_hash of its train.py (git reads are not free)
+        self._code_hashes: dict[str, str] = {}  # commit sha -> code_fingerprint of its train.py (git reads are not free)
         self._auditor = RandomProposer(seed=derive_seed(config.seed, "audit"))
         self.audit_fraction = config.audit_fraction
 
@@ -563,12 +564,12 @@ class ResearchLoop:
 
     def _ran_before(self, source: str) -> int | None:
         """The first experiment that ran this very code (a duplicate candidate would only re-measure it)."""
-        key = code_hash(source)
+        key = code_fingerprint(source)
         for row in self.ledger.experiments():
             if not row.commit_sha or row.status in (Status.RUNNING, Status.INTERRUPTED, Status.INVALID_EDIT):
                 continue
             if row.commit_sha not in self._code_hashes:
-                self._code_hashes[row.commit_sha] = code_hash(self.history.source_at(row.commit_sha))
+                self._code_hashes[row.commit_sha] = code_fingerprint(self.history.source_at(row.commit_sha))
             if self._code_hashes[row.commit_sha] == key:
                 return row.id
         return None

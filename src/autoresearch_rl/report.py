@@ -301,9 +301,7 @@ def write_report(run_dir: Path, heldout: bool = True) -> Report:
             from autoresearch_rl.core.drift import DriftMonitor
             from autoresearch_rl.selfeval.drift import drift_account
 
-            d = drift_account(rows, DriftMonitor()).to_json()
-            header += (f"# drift: {len(d['events'])} re-measurement(s) of the incumbent ({d['flagged']} paired with a "
-                       f"candidate whose throughput moved > {d['tolerance']:.0%}), {d['rebased']} machine change(s)\n")
+            header += f"# {drift_account(rows, DriftMonitor()).line()}\n"
         text = header + (diff or "# no kept change yet: the best is the baseline\n")
     else:
         text = "# not calibrated yet: no baseline to compare with\n"

@@ -138,7 +138,7 @@ def test_a_micro_batch_that_does_not_divide_the_batch_fails_loudly(monkeypatch: 
 
 
 def test_code_hash_ignores_comments_and_layout_but_not_values() -> None:
-    from autoresearch_rl.campaign import code_hash
+    from autoresearch_rl.target.tokens import code_fingerprint as code_hash
 
     a = "LR = 0.02  # search: log 0.001..0.2\nprint(LR)\n"
     assert code_hash(a) == code_hash("# a note\nLR = 0.020\n\nprint( LR )\n")

@@ -34,6 +34,11 @@ class DriftAccount:
     tolerance: float = 0.0
     events: tuple[dict[str, Any], ...] = field(default_factory=tuple)  # one per incumbent re-measurement
 
+    def line(self) -> str:
+        d = self.to_json()
+        return (f"drift: {len(self.events)} re-measurement(s) of the incumbent ({d['flagged']} paired with a candidate "
+                f"whose throughput moved > {self.tolerance:.0%}), {d['rebased']} machine change(s)")
+
     def to_json(self) -> dict[str, Any]:
         return {"since": self.since, "tolerance": round(self.tolerance, 4),
                 "flagged": sum(e["why"] == "flagged" for e in self.events),
