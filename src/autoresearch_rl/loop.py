@@ -163,11 +163,14 @@ class ResearchLoop:
         """Fill free slots with the most urgent jobs; handle results as they come; stop when told and drained."""
         stopping: StopDecision | None = None
         while True:
-            if stopping is None and self.calibrated and not self._confirm and not self._retry:
-                stopping = self.oracle.check(self.progress())
-                if stopping is not None and self._jobs:
-                    log.info("stopping (%s); waiting for %d experiment(s) in flight", stopping.reason, len(self._jobs))
             while self.backend.free_slots() > 0:
+                if stopping is None and self.calibrated and not self._confirm and not self._retry:
+                    # asked before every new job, not once per pass: two slots freed by one result (or by a
+                    # candidate answered from the ledger) must not start two proposals past max_iters
+                    stopping = self.oracle.check(self.progress())
+                    if stopping is not None and self._jobs:
+                        log.info("stopping (%s); waiting for %d experiment(s) in flight", stopping.reason,
+                                 len(self._jobs))
                 spec = self._next_job(allow_new=stopping is None)
                 if spec is None:
                     break

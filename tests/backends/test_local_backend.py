@@ -133,6 +133,14 @@ def test_async_loop_with_two_workers_accounts_for_every_experiment(agent: str, t
             assert versions == sorted(versions) and versions[-1] >= 1  # recorded with each proposal; it learned
 
 
+@pytest.mark.parametrize("iters", [1, 3])
+def test_two_free_slots_never_start_proposals_past_the_budget(iters: int, tmp_path: Path, smoke_cache: Path) -> None:
+    """Both slots free at once (end of calibration, a candidate answered from the ledger): the oracle is asked
+    before each new proposal, so the budget is not overshot (CI once saw 15 candidates for max_iters=14)."""
+    run_async(tmp_path, smoke_cache, Staggered(SyntheticLandscape(BASE)), workers=2, iters=iters, agent="greedy")
+    assert_async_invariants(tmp_path / "run", iters)
+
+
 def test_async_campaign_resumes_on_one_worker(tmp_path: Path, smoke_cache: Path) -> None:
     run_async(tmp_path, smoke_cache, Staggered(SyntheticLandscape(BASE)), workers=2, iters=6)
     with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
