@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from autoresearch_rl.experiment import Status  # noqa: E402
 from autoresearch_rl.ledger import Ledger  # noqa: E402
-from autoresearch_rl.runner.logparse import ProgressPoint  # noqa: E402
+from autoresearch_rl.logparse import ProgressPoint  # noqa: E402
 from autoresearch_rl.selfeval.abort import AbortConfig, assess, budget_fraction, measured_errors, next_check  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import importlib.metadata
 import platform
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
-
-import torch
 
 import autoresearch_rl
 from autoresearch_rl.env import integrity
@@ -36,6 +35,14 @@ from autoresearch_rl.selfeval.audit import audit
 from autoresearch_rl.usage import experiments_per_hour, worker_usage
 
 log = logging.getLogger(__name__)
+
+
+def _installed_version(package: str) -> str:
+    """A package's installed version, read without importing it (the controller need not load torch)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 MANIFEST_NAME = "frozen_manifest.json"
 
@@ -103,7 +110,7 @@ class Campaign:
             else:
                 integrity.write_manifest(manifest_path, manifest)
                 ledger.set_meta(preset=preset.name, env_hash=integrity.manifest_hash(manifest),
-                                package_version=autoresearch_rl.__version__, torch_version=torch.__version__,
+                                package_version=autoresearch_rl.__version__, torch_version=_installed_version("torch"),
                                 python_version=platform.python_version(), hostname=platform.node(),
                                 cache_dir=str(cache_dir), seeds=[])
             history = CandidateHistory(run_dir)

@@ -20,7 +20,8 @@ from autoresearch_rl.env.data import prepare_dataset
 from autoresearch_rl.env.presets import DEFAULT_PRESET, PRESETS, get_preset
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord
-from autoresearch_rl.runner.logparse import parse_log
+from autoresearch_rl.logparse import parse_log
+from autoresearch_rl.selfeval.abort import AbortConfig
 from autoresearch_rl.cli_common import DEFAULT_RUN_DIR, _cache_dir, console
 from autoresearch_rl.cli_results import cmd_report, cmd_status, cmd_verify
 from autoresearch_rl.cli_source import _read_source, _space, candidate_device
@@ -100,7 +101,6 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
     from autoresearch_rl.decision import KeepRule, NoiseConfig
     from autoresearch_rl.loop import LoopConfig
     from autoresearch_rl.oracle import OracleConfig
-    from autoresearch_rl.selfeval.abort import AbortConfig
 
     if args.max_iters is not None and args.max_iters < 0:
         raise UserError("--max-iters must be >= 0")
@@ -214,8 +214,6 @@ def cmd_edits(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    from rich.table import Table
-
     table = Table(title=f"{len(space)} actions, {sum(mask)} applicable now; (masked) arguments do not apply",
                   title_justify="left")
     for column in ("operator", "kind", "current", "arguments"):
@@ -322,19 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of proposals made by random search to audit a learning agent (default 0.1; 0: none)")
     p.add_argument("--no-early-abort", action="store_true",
                    help="let every candidate use its whole budget (default: stop those whose loss curve is doomed)")
-    p.add_argument("--abort-z", type=float, default=3.0,  # AbortConfig.z
+    abort = AbortConfig()  # the defaults live in the dataclass; the flags only override them
+    p.add_argument("--abort-z", type=float, default=abort.z,
                    help="standard deviations of evidence before a run is aborted, under the noise model used until "
                         "the campaign has measured its own prediction errors; false aborts on shadow runs raise it "
-                        "(default 3)")
-    p.add_argument("--abort-measured-z", type=float, default=2.0,  # AbortConfig.measured_z
+                        f"(default {abort.z:g})")
+    p.add_argument("--abort-measured-z", type=float, default=abort.measured_z,
                    help="the same once 6 scored runs have measured how far the curves' predictions land "
-                        "(default 2)")
-    p.add_argument("--abort-warmup", type=float, default=0.2,  # AbortConfig.warmup_fraction
-                   help="share of the budget spent before the first check of a run (default 0.2)")
-    p.add_argument("--abort-every", type=float, default=0.05,  # AbortConfig.check_every_fraction
-                   help="share of the budget between checks after the first (default 0.05)")
-    p.add_argument("--abort-shadow", type=float, default=0.2,
-                   help="share of would-be-aborted runs finished anyway to measure false aborts (default 0.2)")
+                        f"(default {abort.measured_z:g})")
+    p.add_argument("--abort-warmup", type=float, default=abort.warmup_fraction,
+                   help=f"share of the budget spent before the first check of a run (default {abort.warmup_fraction:g})")
+    p.add_argument("--abort-every", type=float, default=abort.check_every_fraction,
+                   help=f"share of the budget between checks after the first (default {abort.check_every_fraction:g})")
+    p.add_argument("--abort-shadow", type=float, default=abort.shadow_probability,
+                   help="share of would-be-aborted runs finished anyway to measure false aborts "
+                        f"(default {abort.shadow_probability:g})")
     p.add_argument("--workers", type=int, default=1,
                    help="experiments at once: one per GPU on a GPU preset, a share of the cores on CPU (default 1)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from autoresearch_rl.ledger import ExperimentRow, Ledger
-from autoresearch_rl.runner.logparse import parse_log
+from autoresearch_rl.logparse import parse_log
 
 LAST_ROWS = 8
 

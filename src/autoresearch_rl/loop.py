@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import statistics
 import time
 from collections import deque
@@ -36,12 +35,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from autoresearch_rl import faults
 from autoresearch_rl.agent.baselines import RandomProposer
+from autoresearch_rl.agent.checkpoint import load_checkpoint, save_checkpoint
 from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Transition
-from autoresearch_rl.agent.tpe import apply_params
+from autoresearch_rl.target.params import apply_params
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign
@@ -434,18 +432,7 @@ class ResearchLoop:
 
     def _restore_proposer(self) -> None:
         """Load the last checkpoint (if any, and readable), then replay the transitions recorded after it."""
-        start = 0
-        if isinstance(self.proposer, Learner) and self.checkpoint_path.is_file():
-            try:
-                saved = torch.load(self.checkpoint_path, weights_only=True)
-                if saved.get("proposer") != self.proposer.name:
-                    raise ValueError(f"checkpoint is for {saved.get('proposer')!r}")
-                self.proposer.load_state_dict(saved["state"])
-                start = int(saved["last_exp_id"])
-            except Exception as exc:  # noqa: BLE001 - a bad checkpoint is rebuilt from the ledger, loudly
-                log.warning("agent checkpoint %s is unreadable (%s); rebuilding the agent from the ledger",
-                            self.checkpoint_path, exc)
-                start = 0
+        start = load_checkpoint(self.proposer, self.checkpoint_path) if isinstance(self.proposer, Learner) else 0
         replayed = 0
         for t in self.transitions():
             if t.exp_id > start:
@@ -457,22 +444,10 @@ class ResearchLoop:
         self._saved_updates = getattr(self.proposer, "updates", -1)
 
     def _save_checkpoint(self, force: bool = False) -> None:
-        """After each update (and at a stop), atomically: the learner plus how far into the ledger it has seen."""
-        if not isinstance(self.proposer, Learner):
+        """After each update (and at a stop): the learner plus how far into the ledger it has seen."""
+        if not isinstance(self.proposer, Learner) or (not force and self.proposer.updates == self._saved_updates):
             return
-        if not force and self.proposer.updates == self._saved_updates:
-            return
-        path = self.checkpoint_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        payload = {"proposer": self.proposer.name, "last_exp_id": self._observed_through,
-                   "updates": self.proposer.updates, "state": self.proposer.state_dict()}
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        faults.point("checkpoint_written")
-        os.replace(tmp, path)
+        save_checkpoint(self.proposer, self.checkpoint_path, self._observed_through)
         self._saved_updates = self.proposer.updates
         self.ledger.set_meta(agent_updates=self.proposer.updates)
 

@@ -35,6 +35,17 @@ def test_results_tsv_has_reference_columns(tmp_path: Path) -> None:
     ]
 
 
+def test_a_candidate_appears_once_in_its_final_status(tmp_path: Path) -> None:
+    """Scored but not yet decided: left out, so no row is written `ok` and later rewritten `keep`."""
+    with Ledger.open(tmp_path) as led:
+        exp = add(led, "candidate", ExperimentRecord(status=Status.OK, val_bpb=0.99), description="wider")
+        write_results_tsv(led, tmp_path / "results.tsv")
+        assert (tmp_path / "results.tsv").read_text().splitlines()[1:] == []
+        led.decide(exp, Status.KEPT, 1.0)
+        write_results_tsv(led, tmp_path / "results.tsv")
+    assert (tmp_path / "results.tsv").read_text().splitlines()[1:] == ["0000001\t0.990000\t0.0\tkeep\twider"]
+
+
 def test_failures_use_their_lowercase_status(tmp_path: Path) -> None:
     with Ledger.open(tmp_path) as led:
         for status in (Status.TIMED_OUT, Status.NAN, Status.INVALID_EDIT, Status.INTERRUPTED):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoresearch_rl.runner.logparse import parse_log
+from autoresearch_rl.logparse import parse_log
 from autoresearch_rl.runner.runner import _over_budget
 
 

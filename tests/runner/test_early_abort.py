@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch_rl.agent.tpe import apply_params
+from autoresearch_rl.target.params import apply_params
 from autoresearch_rl.env.presets import Preset
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.runner import run_experiment

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from autoresearch_rl.runner.logparse import ProgressPoint
+from autoresearch_rl.logparse import ProgressPoint
 from autoresearch_rl.selfeval.abort import AbortAssessment, AbortConfig, AbortSpec, assess, budget_fraction, next_check
 
 BUDGET = 20.0

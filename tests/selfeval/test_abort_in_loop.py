@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
-from autoresearch_rl.agent.tpe import apply_params
+from autoresearch_rl.target.params import apply_params
 from autoresearch_rl.campaign import Campaign, RunnerExecutor
 from autoresearch_rl.decision import NoiseConfig
 from autoresearch_rl.experiment import Status

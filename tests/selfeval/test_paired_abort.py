@@ -12,7 +12,7 @@ import pickle
 import numpy as np
 import pytest
 
-from autoresearch_rl.runner.logparse import ProgressPoint
+from autoresearch_rl.logparse import ProgressPoint
 from autoresearch_rl.selfeval.abort import AbortAssessment, AbortSpec
 
 from .test_abort import SCHEDULE, checks  # assess at every check the live monitor makes

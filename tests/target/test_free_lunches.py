@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch_rl.agent.tpe import apply_params
+from autoresearch_rl.target.params import apply_params
 from autoresearch_rl.env import runtime
 from autoresearch_rl.target import template_source
 from autoresearch_rl.target.edits import EditError, replace_constant, parse_source

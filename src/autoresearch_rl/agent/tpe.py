@@ -9,7 +9,6 @@ Its memory is the Optuna study, rebuilt on resume by replaying the ledger's tran
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import libcst as cst
 import optuna
@@ -17,8 +16,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 
 from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
-from autoresearch_rl.target.edits import EditError, knobs_of, parse_source, replace_constant
-from autoresearch_rl.target.knobs import Knob, constraints_hold, discover_knobs
+from autoresearch_rl.target.knobs import Knob, discover_knobs
 from autoresearch_rl.target.tokens import read_names
 
 log = logging.getLogger(__name__)
@@ -50,25 +48,6 @@ def knob_distribution(knob: Knob) -> BaseDistribution | None:
             v *= 2
         return CategoricalDistribution(sorted(options)) if len(options) > 1 else None
     return None
-
-
-def apply_params(base_source: str, params: dict[str, Any]) -> tuple[str, str]:
-    """The base train.py with `params` set; and a description naming the constants that differ from the base."""
-    module = parse_source(base_source)
-    knobs = knobs_of(module)
-    changed = []
-    for name, value in params.items():
-        knob = knobs.get(name)
-        if knob is None:
-            raise EditError(f"no constant {name} in the base train.py")
-        if value != knob.value:
-            module = replace_constant(module, name, value)
-            changed.append(f"{name}={value!r}")
-    final = knobs_of(module)
-    for name in params:
-        if not constraints_hold(final, name, final[name].value):
-            raise EditError(f"{name}={final[name].value!r} breaks a 'divides' relation of this train.py; not run")
-    return module.code, "config: " + (", ".join(changed) if changed else "the base configuration")
 
 
 class TPEProposer:

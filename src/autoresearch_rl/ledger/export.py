@@ -35,10 +35,14 @@ def format_row(row: ExperimentRow) -> str:
 
 
 def write_results_tsv(ledger: Ledger, path: Path) -> None:
-    """Write every finished experiment, oldest first, atomically (a reader never sees half a file)."""
+    """Write every experiment in its final status, oldest first, atomically (a reader never sees half a file).
+
+    A scored candidate waiting for its keep/discard decision is left out until it is decided, so a row
+    appears once with the status it keeps (never `ok`, then rewritten as `keep`).
+    """
     path = Path(path)
     lines = ["\t".join(HEADER)]
-    lines += [format_row(row) for row in ledger.experiments() if row.status is not Status.RUNNING]
+    lines += [format_row(row) for row in ledger.experiments() if row.status is not Status.RUNNING and row.decided]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

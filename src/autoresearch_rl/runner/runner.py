@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import autoresearch_rl
-from autoresearch_rl.env import checkpoint
 from autoresearch_rl.env.data import dataset_dir
 from autoresearch_rl.env.presets import Preset
-from autoresearch_rl.env.runtime import NAN_EXIT_CODE
 from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
 from autoresearch_rl.runner import sandbox as sb
 from autoresearch_rl.runner.guard import FrozenSnapshot
-from autoresearch_rl.runner.logparse import ParsedLog, parse_log
+from autoresearch_rl.logparse import ParsedLog, parse_log
 from autoresearch_rl.runner.process import Limits, ProcessOutcome, run_with_deadline
 from autoresearch_rl.selfeval.abort import SUMMARY_KEYS, AbortSpec
 from autoresearch_rl.selfeval.curves import compact_curve
@@ -90,6 +88,8 @@ def _training_failure(parsed: ParsedLog, outcome: ProcessOutcome, preset: Preset
         return Status.TIMED_OUT, f"killed at the deadline ({preset.deadline_s:.0f} s: budget + start-up allowance)"
     if outcome.signal == signal.SIGXFSZ or "[Errno 27]" in parsed.last_exception:  # Python ignores SIGXFSZ: EFBIG
         return Status.RESOURCE_LIMIT, f"file-size limit: a file grew past {limits.file_size_mb} MB"
+    from autoresearch_rl.env.runtime import NAN_EXIT_CODE  # the frozen runtime imports torch: only when a run failed
+
     if outcome.returncode == NAN_EXIT_CODE or parsed.saw_non_finite_loss:
         return Status.NAN, "training loss became non-finite"
     if outcome.returncode != 0:
@@ -129,6 +129,8 @@ def _over_budget(parsed: ParsedLog, preset: Preset) -> str:
 
 def _has_checkpoint(directory: Path) -> bool:
     """A finished save (meta.json written last); a file the candidate forged unreadably counts as none."""
+    from autoresearch_rl.env import checkpoint  # imports torch: the controller pays for it only once a run ended
+
     try:
         return isinstance(checkpoint.read_meta(directory), dict)
     except (OSError, ValueError):

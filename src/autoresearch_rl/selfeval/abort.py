@@ -68,8 +68,8 @@ import numpy as np
 
 from autoresearch_rl.selfeval.curves import PowerLawFit, fit_power_law
 
-if TYPE_CHECKING:  # the runner imports this module: no import of the runner package at run time
-    from autoresearch_rl.runner.logparse import ProgressPoint
+if TYPE_CHECKING:
+    from autoresearch_rl.logparse import ProgressPoint
 
 SKIP_FRACTION = 0.1  # fits ignore the first tenth of the elapsed window: the first steps fall faster than a power law
 MIN_FIT_POINTS = 5  # fewer than this in a window and the curve rule (2) does not fire

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from autoresearch_rl.runner.logparse import ProgressPoint, ProgressTail
+from autoresearch_rl.logparse import ProgressPoint, ProgressTail
 from autoresearch_rl.selfeval.abort import AbortAssessment, AbortSpec, assess, budget_fraction, next_check
 
 

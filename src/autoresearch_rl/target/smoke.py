@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoresearch_rl.env.presets import DEFAULT_PRESET
-from autoresearch_rl.runner.logparse import parse_log
+from autoresearch_rl.logparse import parse_log
 from autoresearch_rl.runner import sandbox as sb
 from autoresearch_rl.runner.runner import PACKAGE_ROOT, RunnerConfig, compile_error, run_candidate
 

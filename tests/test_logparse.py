@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoresearch_rl.runner.logparse import ProgressPoint, ProgressTail, parse_log, progress_point
+from autoresearch_rl.logparse import ProgressPoint, ProgressTail, parse_log, progress_point
 
 LINE = "step {:05d} | elapsed {:.2f}s | progress {:.1f}% | loss {:.6f} | tokens {} | tok/s 3600\n"
 

@@ -1,0 +1,50 @@
+"""A learning agent's checkpoint: its state and how far into the ledger it has seen, written atomically.
+
+The ledger is the truth; the checkpoint only saves replaying it. A missing or unreadable file means
+"replay everything" (`load_checkpoint` returns 0), never a failed campaign. torch is imported here,
+and only when a learning agent saves or loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from autoresearch_rl import faults
+from autoresearch_rl.agent.protocol import Learner
+
+log = logging.getLogger(__name__)
+
+
+def load_checkpoint(proposer: Learner, path: Path) -> int:
+    """Restore `proposer` from `path`; the last experiment id it had seen (0: none, replay the whole ledger)."""
+    if not path.is_file():
+        return 0
+    import torch
+
+    try:
+        saved = torch.load(path, weights_only=True)
+        if saved.get("proposer") != proposer.name:
+            raise ValueError(f"checkpoint is for {saved.get('proposer')!r}")
+        proposer.load_state_dict(saved["state"])
+        return int(saved["last_exp_id"])
+    except Exception as exc:  # noqa: BLE001 - a bad checkpoint is rebuilt from the ledger, loudly
+        log.warning("agent checkpoint %s is unreadable (%s); rebuilding the agent from the ledger", path, exc)
+        return 0
+
+
+def save_checkpoint(proposer: Learner, path: Path, last_exp_id: int) -> None:
+    """Write the learner and the last experiment id it has seen; a kill leaves the old file or the new one."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = {"proposer": proposer.name, "last_exp_id": last_exp_id, "updates": proposer.updates,
+               "state": proposer.state_dict()}
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    faults.point("checkpoint_written")
+    os.replace(tmp, path)
