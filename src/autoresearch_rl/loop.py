@@ -27,7 +27,6 @@ periodic; see selfeval/drift.py).
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 import time
 from collections import deque
@@ -35,30 +34,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from autoresearch_rl import campaign_view as view
 from autoresearch_rl import faults
 from autoresearch_rl.agent.baselines import RandomProposer
 from autoresearch_rl.agent.checkpoint import load_checkpoint, save_checkpoint
 from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Transition
-from autoresearch_rl.target.params import apply_params
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign
-from autoresearch_rl.decision import Verdict, judge, noise_sigma, reward
+from autoresearch_rl.decision import noise_sigma
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
-from autoresearch_rl.ledger import ExperimentRow
+from autoresearch_rl.keep_decision import judge_candidate
+from autoresearch_rl.materialise import Materialiser
+from autoresearch_rl.ledger import ExperimentRow, write_results_tsv
 from autoresearch_rl.loop_config import (Incumbent, LoopConfig, LoopEvents, _SilentEvents, derive_seed,  # noqa: F401
                                         resolve_base_source)
 from autoresearch_rl.selfeval.abort import AbortSpec
-from autoresearch_rl.selfeval.accounting import abort_outcomes, prediction_errors
+from autoresearch_rl.selfeval.accounting import abort_spec_for
 from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit
-from autoresearch_rl.selfeval.calibration import AbortCalibrator
-from autoresearch_rl.selfeval.drift import (DriftAccount, drift_account, incumbent_value, paired_remeasure_owed,
-                                           periodic_remeasure_due)
+from autoresearch_rl.selfeval.drift import periodic_remeasure_due
 from autoresearch_rl.oracle import CampaignProgress, StopDecision, TerminationOracle, user_interrupt
-from autoresearch_rl.target.edits import EditError, unified_diff
 from autoresearch_rl.target.space import ActionSpace
-from autoresearch_rl.target.tokens import code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +89,12 @@ class ResearchLoop:
         self._saved_updates = -1
         self.base_source = ""
         self.space: ActionSpace | None = None
+        self.materialiser: Materialiser | None = None
         self._jobs: dict[int, _Job] = {}  # experiments in flight, by id
         self._confirm: deque[int] = deque()  # candidates waiting for a confirmation run
         self._retry: deque[int] = deque()  # interrupted candidates waiting to be re-run
         self._remeasure: deque[int] = deque()  # candidates waiting for a paired re-run of the incumbent
         self._calibration_attempts = 0
-        self._code_hashes: dict[str, str] = {}  # commit sha -> code_fingerprint of its train.py (git reads are not free)
         self._auditor = RandomProposer(seed=derive_seed(config.seed, "audit"))
         self.audit_fraction = config.audit_fraction
 
@@ -214,7 +211,7 @@ class ResearchLoop:
             log.warning("experiment %d: worker %s lost (%s); it will be re-run", exp_id, result.worker, result.lost)
             self.ledger.finish_experiment(exp_id, ExperimentRecord(status=Status.INTERRUPTED, seed=result.spec.seed,
                                                                    error=f"worker lost: {result.lost}"))
-            if job.role == "candidate" and self._worker_losses(exp_id) < MAX_WORKER_LOSSES:
+            if job.role == "candidate" and view.worker_losses(self.ledger.experiments(), exp_id) < MAX_WORKER_LOSSES:
                 self._retry.append(exp_id)
             elif job.role in ("confirmation", "remeasure"):
                 self._decide(self.ledger.get(exp_id).parent_id or 0)
@@ -242,15 +239,6 @@ class ResearchLoop:
         else:
             self._decide(exp_id)
 
-    def _worker_losses(self, exp_id: int) -> int:
-        """How many runs of this candidate (it and the retries before it) ended with a lost worker."""
-        losses = 0
-        row: ExperimentRow | None = self.ledger.get(exp_id)
-        while row is not None:
-            losses += row.error.startswith("worker lost")
-            row = self.ledger.get(row.retry_of) if row.retry_of is not None else None
-        return losses
-
     def _check_agent(self, meta: dict[str, Any]) -> None:
         recorded = meta.get("agent")
         self.audit_fraction = float(meta.get("audit_fraction", self.config.audit_fraction))  # fixed at the start
@@ -276,6 +264,7 @@ class ResearchLoop:
         else:
             self.base_source = resolve_base_source(self.campaign, self._requested_base)
         self.space = ActionSpace.for_source(self.base_source, device=self.device)
+        self.materialiser = Materialiser(self.history, self.space, self.base_source)
 
     def _calibration_job(self) -> JobSpec | None:
         """Another run of the base train.py while fewer than `calibration_seeds` are scored or running."""
@@ -294,15 +283,8 @@ class ResearchLoop:
                             "fix it, check it with `arl baseline`, then resume")
         self._calibration_attempts += 1
         return self._start("calibration", self.base_source, f"calibration {len(scored) + len(running) + 1}/{wanted}: base train.py",
-                           parent_id=None, seed=self.run_seed("calibration", self._next_calibration_index(rows)))
-
-    def _next_calibration_index(self, rows: list[ExperimentRow]) -> int:
-        """The lowest calibration index whose seed no live run has: an interrupted run's seed is run again."""
-        taken = {r.seed for r in rows if r.status is not Status.INTERRUPTED}
-        index = 0
-        while self.run_seed("calibration", index) in taken:
-            index += 1
-        return index
+                           parent_id=None, seed=self.run_seed("calibration", view.next_calibration_index(
+                               rows, lambda i: self.run_seed("calibration", i))))
 
     def _after_calibration_run(self) -> None:
         """When `calibration_seeds` runs are scored: their spread is the noise sigma, their mean the first incumbent."""
@@ -332,8 +314,7 @@ class ResearchLoop:
     # ---- incumbent -----------------------------------------------------------------------------
 
     def incumbent(self) -> Incumbent:
-        data = self.ledger.meta()["incumbent"]
-        return Incumbent(int(data["exp_id"]), data["sha"], float(data["val_bpb"]), data["source_hash"])
+        return view.incumbent_of(self.ledger.meta())
 
     def _reconcile_incumbent(self) -> None:
         """Git follows the ledger: a kill between the keep decision and the branch update is repaired here."""
@@ -350,25 +331,8 @@ class ResearchLoop:
     # ---- state for the proposer ------------------------------------------------------------------
 
     def transitions(self, rows: list[ExperimentRow] | None = None) -> list[Transition]:
-        """Decided candidates, oldest first (interrupted ones are not transitions: their re-run is)."""
         rows = self.ledger.experiments() if rows is None else rows
-        confirmations: dict[int, list[float]] = {}
-        for r in rows:
-            if r.role == "confirmation" and r.status.scored and r.val_bpb is not None and r.parent_id is not None:
-                confirmations.setdefault(r.parent_id, []).append(r.val_bpb)
-        out: list[Transition] = []
-        for r in rows:
-            if r.role != "candidate" or not r.decided or r.status is Status.INTERRUPTED:
-                continue
-            p = r.proposal
-            scores = [r.val_bpb, *confirmations.get(r.id, [])] if r.val_bpb is not None else []
-            out.append(Transition(
-                exp_id=r.id, iteration=len(out), operator=p.get("operator", ""), arg=p.get("arg", ""),
-                kind=p.get("kind", ""), status=r.status, val_bpb=statistics.fmean(scores) if scores else None,
-                reward=r.reward if r.reward is not None else self.config.reward.failure_penalty,
-                incumbent_val_bpb=float(p.get("incumbent_val_bpb", 0.0)), parent_hash=p.get("parent_hash", ""),
-                info=p.get("info", {}), params=p.get("params")))
-        return out
+        return view.transitions(rows, self.config.reward.failure_penalty)
 
     def state(self) -> SearchState:
         assert self.space is not None
@@ -377,11 +341,11 @@ class ResearchLoop:
         meta = self.ledger.meta()
         rows = self.ledger.experiments()
         history = tuple(self.transitions(rows))
-        proposals = sum(r.role == "candidate" and r.retry_of is None for r in rows)
+        used = view.budget_used(self.config.oracle, len(history), self.elapsed_s(), view.device_hours(rows))
         return SearchState(incumbent_source=source, incumbent_hash=inc.source_hash, incumbent_val_bpb=inc.val_bpb,
                            base_source=self.base_source, space=self.space, mask=self._mask(source, inc.source_hash),
-                           history=history, noise_sigma=float(meta["noise_sigma"]),
-                           budget_used=self._budget_used(len(history)), proposal_index=proposals)
+                           history=history, noise_sigma=float(meta["noise_sigma"]), budget_used=used,
+                           proposal_index=view.proposals_made(rows))
 
     def _mask(self, source: str, incumbent_hash: str) -> tuple[bool, ...]:
         """Applicable actions, less those already running on this incumbent (a duplicate would only repeat it)."""
@@ -400,33 +364,16 @@ class ResearchLoop:
                 mask[i] = False
         return tuple(mask)
 
-    def _budget_used(self, iterations: int) -> float:
-        o = self.config.oracle
-        fractions = [0.0]
-        if o.max_iters:
-            fractions.append(iterations / o.max_iters)
-        if o.max_hours:
-            fractions.append(self.elapsed_s() / 3600 / o.max_hours)
-        if o.max_device_hours:
-            fractions.append(self._device_hours() / o.max_device_hours)
-        return min(1.0, max(fractions))
-
-    def _device_hours(self, rows: list[ExperimentRow] | None = None) -> float:
-        rows = self.ledger.experiments() if rows is None else rows
-        return sum(r.timings.total for r in rows) / 3600.0
-
     def progress(self) -> CampaignProgress:
         rows = self.ledger.experiments()
-        transitions = self.transitions(rows)
-        proposals = sum(r.role == "candidate" and r.retry_of is None for r in rows)  # decided or in flight
+        history = self.transitions(rows)
         margin = float(self.ledger.meta().get("keep_margin", 0.0))
-        improvements = tuple(t.iteration + 1 for t in transitions
-                             if t.kept and t.val_bpb is not None and t.incumbent_val_bpb - t.val_bpb > margin)
-        entropy = getattr(self.proposer, "last_entropy_ratio", None)
-        floor = getattr(self.proposer, "entropy_floor_ratio", None)
-        return CampaignProgress(iterations=max(len(transitions), proposals), elapsed_hours=self.elapsed_s() / 3600,
-                                device_hours=self._device_hours(rows), improvement_iterations=improvements,
-                                entropy_ratio=entropy, entropy_floor_ratio=floor, audit=self.audit_summary(rows))
+        return CampaignProgress(iterations=max(len(history), view.proposals_made(rows)),  # decided or in flight
+                                elapsed_hours=self.elapsed_s() / 3600, device_hours=view.device_hours(rows),
+                                improvement_iterations=view.improvement_iterations(history, margin),
+                                entropy_ratio=getattr(self.proposer, "last_entropy_ratio", None),
+                                entropy_floor_ratio=getattr(self.proposer, "entropy_floor_ratio", None),
+                                audit=self.audit_summary(rows))
 
     # ---- the proposer's memory -------------------------------------------------------------------
 
@@ -453,30 +400,11 @@ class ResearchLoop:
 
     # ---- early abort -------------------------------------------------------------------------------
 
-    def abort_calibrator(self, rows: list[ExperimentRow] | None = None) -> AbortCalibrator | None:
-        """The false-abort record so far: shadow runs (never killed) and whether they were kept in the end."""
-        if self.config.abort is None:
-            return None
-        rows = self.ledger.experiments() if rows is None else rows
-        return AbortCalibrator.from_config(self.config.abort, abort_outcomes(rows))
-
     def _abort_spec(self, seed: int) -> AbortSpec | None:
         """How the worker judges this run against the incumbent's loss curve (None: nothing to judge against)."""
-        config = self.config.abort
-        if config is None or not config.enabled:
-            return None
         inc = self.incumbent()
-        row = self.ledger.get(inc.exp_id)
-        curve, final = row.summary.get("curve"), row.summary.get("final_train_loss")
-        if not curve or not isinstance(final, (int, float)) or not math.isfinite(final):
-            return None  # an executor without curves (the synthetic landscape), or an old campaign
-        rows = self.ledger.experiments()
-        calibrator = self.abort_calibrator(rows)
-        assert calibrator is not None
-        return config.spec(incumbent_curve=curve, incumbent_final_loss=float(final), incumbent_val_bpb=inc.val_bpb,
-                           margin=float(self.ledger.meta()["keep_margin"]), budget_s=self.campaign.preset.time_budget_s,
-                           threshold=calibrator.threshold(config.z), shadow=calibrator.should_shadow(seed),
-                           prediction_errors=prediction_errors(rows, config))
+        return abort_spec_for(self.config.abort, self.ledger.experiments(), inc.exp_id, inc.val_bpb,
+                              float(self.ledger.meta()["keep_margin"]), self.campaign.preset.time_budget_s, seed)
 
     # ---- the self-audit ----------------------------------------------------------------------------
 
@@ -516,41 +444,14 @@ class ResearchLoop:
         log.warning("re-running experiment %d, interrupted before it was scored", row.id)
         return self._candidate_job(parent_source, row.parent_id, row.proposal, retry_of=row.id)
 
-    def _materialise(self, parent_source: str, payload: dict[str, Any]) -> tuple[str, str]:
-        """The candidate train.py and its one-line description."""
-        assert self.space is not None
-        if payload.get("params") is not None:
-            return apply_params(self.base_source, payload["params"])
-        index = self.space.index(payload["operator"], payload["arg"])
-        edit = self.space.apply(index, parent_source)
-        return edit.after, edit.description
-
     def _candidate_job(self, parent_source: str, parent_id: int | None, payload: dict[str, Any],
                        retry_of: int | None) -> JobSpec:
-        rejected = ""
-        try:
-            source, description = self._materialise(parent_source, payload)
-        except EditError as exc:  # a proposer asked for a masked action: recorded and penalised, not fatal
-            source, description = parent_source, f"{payload['operator']} {payload['arg']} (not applicable)"
-            rejected = str(exc)
-        if not rejected and retry_of is None and (twin := self._ran_before(source)) is not None:
-            rejected = f"same code as experiment {twin} (comments and layout aside): answered from the ledger, not run"
+        assert self.materialiser is not None
+        c = self.materialiser.candidate(parent_source, payload, self.ledger.experiments(), retry=retry_of is not None)
         seed = self.run_seed("candidate", payload["iteration"])
-        return self._start("candidate", source, description, parent_id=parent_id, proposal=payload, retry_of=retry_of,
-                           seed=seed, validate=self.config.smoke_check, rejected=rejected,
-                           diff=unified_diff(parent_source, source), abort=self._abort_spec(seed))
-
-    def _ran_before(self, source: str) -> int | None:
-        """The first experiment that ran this very code (a duplicate candidate would only re-measure it)."""
-        key = code_fingerprint(source)
-        for row in self.ledger.experiments():
-            if not row.commit_sha or row.status in (Status.RUNNING, Status.INTERRUPTED, Status.INVALID_EDIT):
-                continue
-            if row.commit_sha not in self._code_hashes:
-                self._code_hashes[row.commit_sha] = code_fingerprint(self.history.source_at(row.commit_sha))
-            if self._code_hashes[row.commit_sha] == key:
-                return row.id
-        return None
+        return self._start("candidate", c.source, c.description, parent_id=parent_id, proposal=payload,
+                           retry_of=retry_of, seed=seed, validate=self.config.smoke_check, rejected=c.rejected,
+                           diff=c.diff, abort=self._abort_spec(seed))
 
     def _confirmation_job(self, exp_id: int) -> JobSpec | None:
         row = self.ledger.get(exp_id)
@@ -563,75 +464,37 @@ class ResearchLoop:
     # ---- decisions -------------------------------------------------------------------------------
 
     def _decide(self, exp_id: int) -> None:
-        """Keep, discard or ask for a confirmation of a finished candidate; record the verdict; tell the proposer."""
-        row = self.ledger.get(exp_id)
-        if row.reward is not None or row.status in (Status.RUNNING, Status.INTERRUPTED):
-            return  # decided already, or nothing to decide
-        inc = self.incumbent()
-        sigma = float(self.ledger.meta()["noise_sigma"])
-        parent_val = float(row.proposal.get("incumbent_val_bpb", inc.val_bpb))
-        kept = False
-        predicted = row.summary.get("predicted_val_bpb") if row.status is Status.ABORTED else None
-        if row.status.failed or row.val_bpb is None:
-            status, score = row.status, None
-        else:
-            rows = self.ledger.experiments()
-            confirmations = [r for r in rows if r.role == "confirmation" and r.parent_id == exp_id]
-            runs = [row.val_bpb] + [r.val_bpb for r in confirmations if r.status.scored and r.val_bpb is not None]
-            account = drift_account(rows, self.config.drift) if self.config.drift is not None else None
-            reference = incumbent_value(rows, inc.source_hash, account, inc.val_bpb)
-            verdict = judge(reference, runs, sigma, self.config.keep)
-            if verdict is not Verdict.DISCARD and account is not None and self._awaits_remeasure(row, rows, account):
-                return  # it may win only because the machine changed: the incumbent runs again first, paired
-            if verdict is Verdict.CONFIRM:
-                if any(r.status is Status.RUNNING for r in confirmations) or exp_id in self._confirm:
-                    return
-                if not any(r.status.scored or r.status.failed for r in confirmations):
-                    self._confirm.append(exp_id)  # a small win: run it again with another seed before believing it
-                    return
-                verdict = Verdict.DISCARD  # its confirmation did not even run: it does not reproduce
-            score = statistics.fmean(runs)
-            kept = verdict is Verdict.KEEP
-            status = Status.KEPT if kept else Status.DISCARDED
-        r = reward(parent_val, score, sigma, self.config.reward)
-        if isinstance(predicted, (int, float)) and math.isfinite(predicted):
-            r = reward(parent_val, float(predicted), sigma, self.config.reward)  # flagged: summary has abort_reason
+        """Keep, discard or queue the evidence a finished candidate owes; record the verdict; tell the proposer."""
+        row, rows, inc = self.ledger.get(exp_id), self.ledger.experiments(), self.incumbent()
+        verdict = judge_candidate(row, rows, inc, float(self.ledger.meta()["noise_sigma"]), self.config)
+        if verdict.wait == "confirm" and exp_id not in self._confirm:
+            self._confirm.append(exp_id)
+        elif verdict.wait == "remeasure" and exp_id not in self._remeasure:
+            log.warning("experiment %d trained at %+.0f%% of the machine's speed: re-measuring the incumbent before "
+                        "deciding", exp_id, 100 * verdict.throughput_change)
+            self._remeasure.append(exp_id)
+        if verdict.status is None:
+            return
         meta: dict[str, Any] = {"elapsed_s": self.elapsed_s()}
-        if kept:
-            assert score is not None
-            meta["incumbent"] = Incumbent(exp_id, row.commit_sha, score, row.source_hash).to_json()
+        if verdict.kept:
+            assert verdict.score is not None
+            meta["incumbent"] = Incumbent(exp_id, row.commit_sha, verdict.score, row.source_hash).to_json()
         faults.point("before_decision")
-        self.ledger.decide(exp_id, status, r, **meta)
+        self.ledger.decide(exp_id, verdict.status, verdict.reward, **meta)
         faults.point("decided")
-        if kept:
+        if verdict.kept:
             self.history.keep(row.commit_sha)
             if inc.sha != self.ledger.meta().get("base_commit"):  # the baseline's model stays: held-out test in the report
                 self.campaign.drop_checkpoint_unless_incumbent(inc.exp_id)
         else:
             self.campaign.drop_checkpoint_unless_incumbent(exp_id)
-        from autoresearch_rl.ledger import write_results_tsv
-
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
-        decided = self.ledger.get(exp_id)
         transition = next(t for t in reversed(self.transitions()) if t.exp_id == exp_id)
         self.proposer.observe(transition)
         self._observed_through = max(self._observed_through, exp_id)
-        self.events.experiment_finished(decided, status.value)
+        self.events.experiment_finished(self.ledger.get(exp_id), verdict.status.value)
 
     # ---- drift (selfeval/drift.py) ----------------------------------------------------------------
-
-    def _awaits_remeasure(self, row: ExperimentRow, rows: list[ExperimentRow], account: DriftAccount) -> bool:
-        """True (and a paired re-run of the incumbent queued) when the candidate's throughput moved beyond the
-        tolerance and the incumbent has not run since it."""
-        change = paired_remeasure_owed(row, rows, self.incumbent().source_hash, account)
-        if change is None:
-            return False
-        if row.id not in self._remeasure and not any(r.role == "remeasure" and r.parent_id == row.id
-                                                     and r.status is Status.RUNNING for r in rows):
-            log.warning("experiment %d trained at %+.0f%% of the machine's speed: re-measuring the incumbent before "
-                        "deciding", row.id, 100 * change)
-            self._remeasure.append(row.id)
-        return True
 
     def _periodic_remeasure_due(self) -> bool:
         monitor = self.config.drift
@@ -648,16 +511,10 @@ class ResearchLoop:
     def _resume_pending(self) -> None:
         """Decide candidates that ran but were not decided; queue re-runs of candidates that were interrupted."""
         rows = self.ledger.experiments()
-        retried = {r.retry_of for r in rows if r.retry_of is not None}
-        for row in rows:
-            if row.role != "candidate":
-                continue
-            if row.reward is None and row.status not in (Status.RUNNING, Status.INTERRUPTED):
-                log.warning("deciding experiment %d, which finished before the controller stopped", row.id)
-                self._decide(row.id)
-            elif (row.status is Status.INTERRUPTED and row.id not in retried and row.id not in self._retry
-                  and self._worker_losses(row.id) < MAX_WORKER_LOSSES):
-                self._retry.append(row.id)
+        for exp_id in view.undecided_candidates(rows):
+            log.warning("deciding experiment %d, which finished before the controller stopped", exp_id)
+            self._decide(exp_id)
+        self._retry.extend(i for i in view.interrupted_candidates(rows, MAX_WORKER_LOSSES) if i not in self._retry)
 
 
 @dataclass(frozen=True)

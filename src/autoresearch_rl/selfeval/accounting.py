@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Iterable
 
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
-from autoresearch_rl.selfeval.abort import MIN_MEASURED, AbortConfig, measured_errors, robust_spread
-from autoresearch_rl.selfeval.calibration import wilson_upper
+from autoresearch_rl.selfeval.abort import MIN_MEASURED, AbortConfig, AbortSpec, measured_errors, robust_spread
+from autoresearch_rl.selfeval.calibration import AbortCalibrator, wilson_upper
 
 
 def abort_outcomes(rows: Iterable[ExperimentRow]) -> list[tuple[bool, bool]]:
@@ -24,6 +26,22 @@ def prediction_errors(rows: Iterable[ExperimentRow], config: AbortConfig) -> tup
     scored = [(r.summary["abort_checks"], r.val_bpb) for r in rows
               if r.val_bpb is not None and isinstance(r.summary.get("abort_checks"), list)]
     return measured_errors(scored, config.warmup_fraction, config.check_every_fraction)
+
+
+def abort_spec_for(config: AbortConfig | None, rows: Sequence[ExperimentRow], incumbent_id: int,
+                   incumbent_val_bpb: float, margin: float, budget_s: float, seed: int) -> AbortSpec | None:
+    """How a worker judges a run with this seed against the incumbent's loss curve, as the ledger stands
+    (None: early abort is off, or the incumbent recorded no curve to judge against)."""
+    if config is None or not config.enabled:
+        return None
+    row = next(r for r in rows if r.id == incumbent_id)
+    curve, final = row.summary.get("curve"), row.summary.get("final_train_loss")
+    if not curve or not isinstance(final, (int, float)) or not math.isfinite(final):
+        return None  # an executor without curves (the synthetic landscape), or an old campaign
+    calibrator = AbortCalibrator.from_config(config, abort_outcomes(rows))
+    return config.spec(incumbent_curve=curve, incumbent_final_loss=float(final), incumbent_val_bpb=incumbent_val_bpb,
+                       margin=margin, budget_s=budget_s, threshold=calibrator.threshold(config.z),
+                       shadow=calibrator.should_shadow(seed), prediction_errors=prediction_errors(rows, config))
 
 
 def prediction_error_lines(rows: Iterable[ExperimentRow], config: AbortConfig = AbortConfig()) -> list[str]:

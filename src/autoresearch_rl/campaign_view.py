@@ -1,0 +1,106 @@
+"""The campaign as its ledger tells it: pure functions of the experiment rows and the meta table.
+
+`loop.py` reads the ledger once per step and asks these questions of the rows; nothing here does
+I/O or keeps state, so a resumed controller sees exactly what an uninterrupted one saw.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from autoresearch_rl.agent.protocol import Transition
+from autoresearch_rl.experiment import Status
+from autoresearch_rl.ledger import ExperimentRow
+from autoresearch_rl.loop_config import Incumbent
+from autoresearch_rl.oracle import OracleConfig
+
+Rows = Sequence[ExperimentRow]
+
+
+def incumbent_of(meta: Mapping[str, Any]) -> Incumbent:
+    data = meta["incumbent"]
+    return Incumbent(int(data["exp_id"]), data["sha"], float(data["val_bpb"]), data["source_hash"])
+
+
+def transitions(rows: Rows, failure_penalty: float) -> list[Transition]:
+    """Decided candidates, oldest first (interrupted ones are not transitions: their re-run is).
+
+    A candidate's value is the mean of its own run and its confirmations'."""
+    confirmations: dict[int, list[float]] = {}
+    for r in rows:
+        if r.role == "confirmation" and r.status.scored and r.val_bpb is not None and r.parent_id is not None:
+            confirmations.setdefault(r.parent_id, []).append(r.val_bpb)
+    out: list[Transition] = []
+    for r in rows:
+        if r.role != "candidate" or not r.decided or r.status is Status.INTERRUPTED:
+            continue
+        p = r.proposal
+        scores = [r.val_bpb, *confirmations.get(r.id, [])] if r.val_bpb is not None else []
+        out.append(Transition(
+            exp_id=r.id, iteration=len(out), operator=p.get("operator", ""), arg=p.get("arg", ""),
+            kind=p.get("kind", ""), status=r.status, val_bpb=statistics.fmean(scores) if scores else None,
+            reward=r.reward if r.reward is not None else failure_penalty,
+            incumbent_val_bpb=float(p.get("incumbent_val_bpb", 0.0)), parent_hash=p.get("parent_hash", ""),
+            info=p.get("info", {}), params=p.get("params")))
+    return out
+
+
+def proposals_made(rows: Rows) -> int:
+    """Candidates proposed so far, decided or in flight (a re-run of an interrupted one is not a new proposal)."""
+    return sum(r.role == "candidate" and r.retry_of is None for r in rows)
+
+
+def device_hours(rows: Rows) -> float:
+    return sum(r.timings.total for r in rows) / 3600.0
+
+
+def budget_used(oracle: OracleConfig, iterations: int, elapsed_s: float, used_device_hours: float) -> float:
+    """The largest fraction spent of any budget the campaign has (iterations, hours, device hours)."""
+    fractions = [0.0]
+    if oracle.max_iters:
+        fractions.append(iterations / oracle.max_iters)
+    if oracle.max_hours:
+        fractions.append(elapsed_s / 3600 / oracle.max_hours)
+    if oracle.max_device_hours:
+        fractions.append(used_device_hours / oracle.max_device_hours)
+    return min(1.0, max(fractions))
+
+
+def improvement_iterations(history: Sequence[Transition], margin: float) -> tuple[int, ...]:
+    """1-based iterations at which a kept candidate beat its incumbent by more than the noise margin."""
+    return tuple(t.iteration + 1 for t in history
+                 if t.kept and t.val_bpb is not None and t.incumbent_val_bpb - t.val_bpb > margin)
+
+
+def worker_losses(rows: Rows, exp_id: int) -> int:
+    """How many runs of this candidate (it and the retries before it) ended with a lost worker."""
+    by_id = {r.id: r for r in rows}
+    losses, row = 0, by_id.get(exp_id)
+    while row is not None:
+        losses += row.error.startswith("worker lost")
+        row = by_id.get(row.retry_of) if row.retry_of is not None else None
+    return losses
+
+
+def next_calibration_index(rows: Rows, seed_of: Callable[[int], int]) -> int:
+    """The lowest calibration index whose seed no live run has: an interrupted run's seed is run again."""
+    taken = {r.seed for r in rows if r.status is not Status.INTERRUPTED}
+    index = 0
+    while seed_of(index) in taken:
+        index += 1
+    return index
+
+
+def undecided_candidates(rows: Rows) -> list[int]:
+    """Candidates that ran but were never decided (the controller stopped in between)."""
+    return [r.id for r in rows if r.role == "candidate" and r.reward is None
+            and r.status not in (Status.RUNNING, Status.INTERRUPTED)]
+
+
+def interrupted_candidates(rows: Rows, max_worker_losses: int) -> list[int]:
+    """Interrupted candidates not re-run yet, unless their worker died too often (they may be what kills it)."""
+    retried = {r.retry_of for r in rows if r.retry_of is not None}
+    return [r.id for r in rows if r.role == "candidate" and r.status is Status.INTERRUPTED and r.id not in retried
+            and worker_losses(rows, r.id) < max_worker_losses]
