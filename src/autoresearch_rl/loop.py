@@ -424,6 +424,8 @@ class ResearchLoop:
     def _proposal_job(self) -> JobSpec:
         """Ask the proposer for the next candidate and start it."""
         state = self.state()
+        if isinstance(self.proposer, Learner) and self.proposer.ready():
+            self.proposer.update(state)  # the rollout is full: learn, bootstrapped from the state it ends in
         audited = self._audits() and is_audit(self.config.seed, state.iteration, self.audit_fraction)
         proposal = (self._auditor if audited else self.proposer).propose(state)
         faults.point("proposed")

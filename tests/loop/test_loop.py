@@ -107,6 +107,23 @@ def test_ppo_updates_and_checkpoints_every_rollout(tmp_path: Path, smoke_cache: 
         assert ledger.meta()["agent_updates"] == 2
 
 
+def test_proposing_never_learns_the_loop_calls_the_update(tmp_path: Path, smoke_cache: Path) -> None:
+    """The PPO update is an explicit step (`update` when `ready()`), not a side effect of `propose`."""
+    proposer = make_proposer("ppo", BASE, SPACE, seed=0)
+    run_loop(tmp_path, smoke_cache, proposer, 8)
+    assert proposer.ready() and proposer.updates == 0  # a full rollout, not learned from yet
+    with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
+        campaign.executor = SyntheticLandscape(BASE)
+        loop = ResearchLoop(campaign, proposer, LoopConfig(smoke_check=False), base_source=BASE)
+        loop._load_base()
+        state = loop.state()
+    for _ in range(3):
+        proposer.propose(state)
+    assert proposer.updates == 0 and proposer.ready()
+    metrics = proposer.update(state)
+    assert proposer.updates == 1 and not proposer.ready() and "losses/approx_kl" in metrics
+
+
 class Scripted:
     """An executor that returns val_bpb values in order: the keep rule on exact numbers."""
 

@@ -6,8 +6,9 @@ from them later (observation, mask, action, log-probability, value), so the ledg
 transition recorded after the last checkpoint.
 
 Update timing: the rollout's bootstrap value needs the state *after* its last transition, which is
-the state of the next proposal, so `propose` runs the update when the rollout is full. A controller
-killed between the update and the checkpoint redoes the same update on resume.
+the state of the next proposal, so the loop calls `update(state)` when `ready()`, just before it asks
+for that proposal; `propose` never learns. A controller killed between the update and the checkpoint
+redoes the same update on resume (replayed in `observe`, with the observation the proposal stored).
 """
 
 from __future__ import annotations
@@ -55,11 +56,22 @@ class PPOProposer:
         """Entropy ratio of the most concentrated policy the exploration floor allows (at the last proposal)."""
         return None if self._n_applicable is None else floor_entropy_ratio(self._n_applicable, self.config.epsilon)
 
-    def propose(self, state: SearchState) -> Proposal:
-        obs = [round(x, 6) for x in self.features(state)]  # exactly what the ledger stores, so replay is exact
+    def ready(self) -> bool:
+        """A full rollout: the loop runs `update` before the next proposal."""
+        return self.learner.ready
+
+    def update(self, state: SearchState) -> dict[str, float]:
+        """One PPO update on the full rollout, bootstrapped from `state` (the one the next proposal sees)."""
         self._reseed(state.iteration)
-        if self.learner.ready:
-            self.last_metrics = self.learner.update(obs)
+        self.last_metrics = self.learner.update(self._observation(state))
+        return self.last_metrics
+
+    def _observation(self, state: SearchState) -> list[float]:
+        return [round(x, 6) for x in self.features(state)]  # exactly what the ledger stores, so replay is exact
+
+    def propose(self, state: SearchState) -> Proposal:
+        obs = self._observation(state)
+        self._reseed(state.iteration)
         result = self.learner.act(obs, list(state.mask))
         self.last_entropy_ratio = result.entropy_ratio
         self._n_applicable = len(state.applicable)
@@ -80,7 +92,7 @@ class PPOProposer:
         if "obs" not in info:
             return  # proposed by another proposer (e.g. a campaign that switched agents): not on-policy data
         if self.learner.ready:
-            # Only on replay after a restart: live, propose() already ran this update with this very
+            # Only on replay after a restart: live, the loop already ran this update with this very
             # observation (the next proposal's), so replaying it here reproduces the learner exactly.
             self._reseed(transition.iteration)
             self.last_metrics = self.learner.update(info["obs"])

@@ -96,9 +96,14 @@ class Proposer(Protocol):
 
 @runtime_checkable
 class Learner(Protocol):
-    """A proposer whose memory is more than its transitions: checkpointed after each update."""
+    """A proposer whose memory is more than its transitions: it learns in an explicit step the loop calls
+    (`update` when `ready()`, before the next proposal), and is checkpointed after each update."""
 
     updates: int  # completed policy updates (the policy version)
+
+    def ready(self) -> bool: ...
+
+    def update(self, state: SearchState) -> dict[str, float]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
