@@ -96,7 +96,7 @@ def next_calibration_index(rows: Rows, seed_of: Callable[[int], int]) -> int:
 def undecided_candidates(rows: Rows) -> list[int]:
     """Candidates that ran but were never decided (the controller stopped in between)."""
     return [r.id for r in rows if r.role == "candidate" and r.reward is None
-            and r.status not in (Status.RUNNING, Status.INTERRUPTED)]
+            and r.status not in (Status.RUNNING, Status.INTERRUPTED, Status.KEPT, Status.DISCARDED)]
 
 
 def interrupted_candidates(rows: Rows, max_worker_losses: int) -> list[int]:

@@ -38,7 +38,7 @@ class CandidateVerdict:
 def judge_candidate(row: ExperimentRow, rows: Sequence[ExperimentRow], inc: Incumbent, sigma: float,
                     config: LoopConfig) -> CandidateVerdict:
     """Keep (beats the current incumbent's mean by the margin), discard, or what it waits for."""
-    if row.reward is not None or row.status in (Status.RUNNING, Status.INTERRUPTED):
+    if row.reward is not None or row.status in (Status.RUNNING, Status.INTERRUPTED, Status.KEPT, Status.DISCARDED):
         return CandidateVerdict()  # decided already, or nothing to decide
     parent_val = float(row.proposal.get("incumbent_val_bpb", inc.val_bpb))
     status, score = row.status, None

@@ -247,3 +247,50 @@ def test_kill_during_write_loses_nothing(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     finally:
         conn.close()
+
+
+def test_a_decision_is_its_own_fact_and_the_run_status_is_never_overwritten(ledger: Ledger) -> None:
+    exp = ledger.start_experiment(role="candidate", source_hash="h", description="wider")
+    ledger.finish_experiment(exp, ExperimentRecord(status=Status.OK, val_bpb=0.9))
+    assert ledger.get(exp).status is Status.OK and ledger.get(exp).reward is None and not ledger.get(exp).decided
+    ledger.decide(exp, Status.KEPT, 1.5, incumbent={"exp_id": exp})
+    row = ledger.get(exp)
+    assert (row.status, row.run_status, row.reward, row.decided) == (Status.KEPT, Status.OK, 1.5, True)
+    assert ledger.counts_by_status() == {"KEPT": 1} and ledger.experiments()[0].status is Status.KEPT
+    with pytest.raises(RuntimeError, match="decided already"):
+        ledger.decide(exp, Status.DISCARDED, -1.0)
+    assert ledger.get(exp).status is Status.KEPT  # the refused second verdict changed nothing
+
+
+def test_a_version_2_ledger_is_migrated_with_its_verdicts_as_decisions(tmp_path: Path) -> None:
+    """Schema 2 wrote the verdict over the run's status; opening it moves verdicts into `decisions`."""
+    conn = sqlite3.connect(tmp_path / LEDGER_NAME)
+    conn.executescript("""
+        CREATE TABLE campaign (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE experiments (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, finished_at REAL,
+            parent_id INTEGER, role TEXT NOT NULL, source_hash TEXT NOT NULL, commit_sha TEXT NOT NULL DEFAULT '',
+            description TEXT NOT NULL DEFAULT '', diff TEXT NOT NULL DEFAULT '', seed INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL, val_bpb REAL, startup_s REAL NOT NULL DEFAULT 0, training_s REAL NOT NULL DEFAULT 0,
+            save_s REAL NOT NULL DEFAULT 0, eval_s REAL NOT NULL DEFAULT 0, total_s REAL NOT NULL DEFAULT 0,
+            peak_memory_mb REAL, summary_json TEXT NOT NULL DEFAULT '{}', eval_json TEXT NOT NULL DEFAULT '{}',
+            log_tail TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', log_path TEXT NOT NULL DEFAULT '',
+            workspace TEXT NOT NULL DEFAULT '', proposal_json TEXT NOT NULL DEFAULT '{}', reward REAL, retry_of INTEGER);
+        INSERT INTO campaign VALUES ('created_at', '"2026-12-01T00:00:00+00:00"');
+        INSERT INTO experiments(created_at, finished_at, role, source_hash, status, val_bpb, reward)
+            VALUES (1, 2, 'calibration', 'a', 'OK', 1.0, NULL), (3, 4, 'candidate', 'b', 'KEPT', 0.9, 2.0),
+                   (5, 6, 'candidate', 'c', 'DISCARDED', 1.1, -1.0), (7, 8, 'candidate', 'd', 'CRASHED', NULL, -3.0),
+                   (9, 10, 'candidate', 'e', 'OK', 0.95, NULL);
+        PRAGMA user_version=2;
+    """)
+    conn.close()
+    with Ledger.open(tmp_path, create=False) as ledger:
+        rows = ledger.experiments()
+    assert [(r.status, r.run_status, r.reward) for r in rows] == [
+        (Status.OK, Status.OK, None), (Status.KEPT, Status.OK, 2.0), (Status.DISCARDED, Status.OK, -1.0),
+        (Status.CRASHED, Status.CRASHED, -3.0), (Status.OK, Status.OK, None)]
+    assert [r.decided for r in rows] == [True, True, True, True, False]
+    conn = sqlite3.connect(tmp_path / LEDGER_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("SELECT status FROM experiments ORDER BY id").fetchall() == [("OK",), ("OK",), ("OK",),
+                                                                                    ("CRASHED",), ("OK",)]
+    conn.close()

@@ -6,9 +6,15 @@ interrupt, metadata) is one `BEGIN IMMEDIATE ... COMMIT` transaction in WAL mode
 never half of one. Writes are rare (a few per experiment, minutes apart), so durability costs
 nothing measurable.
 
+A run's outcome (OK, CRASHED, ...) and the loop's verdict on it (KEPT, DISCARDED, with the reward
+the agent learned from) are two facts, in two tables: `finish_experiment` writes the outcome once,
+`decide` appends the decision; no status is overwritten. A row read back carries the verdict as its
+`status` once decided (what every reader wants) and the outcome as `run_status`.
+
     with Ledger.open(run_dir) as ledger:
         exp_id = ledger.start_experiment(role="candidate", source_hash=h, description="MATRIX_LR 0.04 -> 0.05")
-        ledger.finish_experiment(exp_id, record, status=Status.DISCARDED)
+        ledger.finish_experiment(exp_id, record)
+        ledger.decide(exp_id, Status.DISCARDED, reward=-0.3)
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ log = logging.getLogger(__name__)
 
 LEDGER_NAME = "ledger.sqlite"
 BACKUP_NAME = "ledger.sqlite.bak"
-SCHEMA_VERSION = 2  # stored in PRAGMA user_version; bump with a migration in _MIGRATIONS when columns change
+SCHEMA_VERSION = 3  # stored in PRAGMA user_version; bump with a migration in _MIGRATIONS when columns change
 BUSY_TIMEOUT_S = 30.0  # `arl status` may read while `arl run` writes; wait rather than fail
 
 _SCORED = tuple(s.value for s in Status if s.scored)
@@ -81,7 +87,19 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE experiments ADD COLUMN reward REAL",  # the reward the agent learned from (None until decided)
         "ALTER TABLE experiments ADD COLUMN retry_of INTEGER",  # an interrupted experiment this one re-runs
     ),
+    3: (
+        # a decision is its own fact: the run's status is never overwritten by the verdict
+        "CREATE TABLE decisions (exp_id INTEGER PRIMARY KEY REFERENCES experiments(id), verdict TEXT NOT NULL,"
+        " reward REAL, decided_at REAL NOT NULL)",
+        "INSERT INTO decisions(exp_id, verdict, reward, decided_at) SELECT id, status, reward,"
+        " COALESCE(finished_at, created_at) FROM experiments WHERE reward IS NOT NULL OR status IN ('KEPT', 'DISCARDED')",
+        "UPDATE experiments SET status='OK' WHERE status IN ('KEPT', 'DISCARDED')",
+        "ALTER TABLE experiments DROP COLUMN reward",
+    ),
 }
+_DECISION_STATUSES = (Status.KEPT, Status.DISCARDED)
+_SELECT = ("SELECT e.*, d.verdict AS verdict, d.reward AS reward, d.decided_at AS decided_at"
+           " FROM experiments e LEFT JOIN decisions d ON d.exp_id = e.id")
 
 
 @dataclass(frozen=True)
@@ -98,7 +116,7 @@ class ExperimentRow:
     description: str
     diff: str
     seed: int
-    status: Status
+    status: Status  # the verdict once decided (KEPT, DISCARDED, or the failure), else the run's outcome
     val_bpb: float | None
     timings: Timings = field(default_factory=Timings)
     peak_memory_mb: float | None = None
@@ -111,6 +129,7 @@ class ExperimentRow:
     proposal: dict[str, Any] = field(default_factory=dict)  # the proposer's choice and what it knew (replay on resume)
     reward: float | None = None  # what the agent learned from this experiment; None until decided
     retry_of: int | None = None  # the interrupted experiment this one re-runs
+    run_status: Status | None = None  # how the run itself ended (OK for a kept one); None: same as status
 
     @property
     def memory_gb(self) -> float:
@@ -151,7 +170,7 @@ def _row(r: sqlite3.Row) -> ExperimentRow:
         description=r["description"],
         diff=r["diff"],
         seed=r["seed"],
-        status=Status(r["status"]),
+        status=Status(r["verdict"] or r["status"]),
         val_bpb=r["val_bpb"],
         timings=Timings(
             startup=r["startup_s"], training=r["training_s"], save=r["save_s"], evaluation=r["eval_s"], total=r["total_s"]
@@ -166,6 +185,7 @@ def _row(r: sqlite3.Row) -> ExperimentRow:
         proposal=json.loads(r["proposal_json"]),
         reward=r["reward"],
         retry_of=r["retry_of"],
+        run_status=Status(r["status"]),
     )
 
 
@@ -344,8 +364,11 @@ class Ledger:
             self._require(conn.execute("UPDATE experiments SET commit_sha=? WHERE id=?", (sha, exp_id)), exp_id)
 
     def finish_experiment(self, exp_id: int, record: ExperimentRecord, status: Status | None = None) -> None:
-        """Store the outcome; `status` overrides `record.status` (the loop's KEPT/DISCARDED decision)."""
-        final = status if status is not None else record.status
+        """Store how the run ended. `status` KEPT/DISCARDED also records that verdict (no reward), in the same
+        transaction, for callers that decide as they finish (`arl baseline`, tests); any other `status`
+        overrides `record.status` as the outcome."""
+        verdict = status if status in _DECISION_STATUSES else None
+        final = record.status if verdict is not None or status is None else status
         t = record.timings
         with self._write() as conn:
             cur = conn.execute(
@@ -357,20 +380,31 @@ class Ledger:
                  record.log_path, record.workspace, exp_id),
             )
             self._require(cur, exp_id)
+            if verdict is not None:
+                self._insert_decision(conn, exp_id, verdict, None)
 
     def decide(self, exp_id: int, status: Status, reward: float | None, **meta: Any) -> None:
         """The loop's verdict on a finished candidate, and campaign facts that change with it, in one transaction.
 
         One transaction means a kill leaves either the undecided row (the loop decides it again on resume,
-        deterministically) or the verdict together with its consequences (e.g. the new incumbent).
+        deterministically) or the verdict together with its consequences (e.g. the new incumbent). The
+        verdict is appended; deciding an experiment twice is refused (a bug, not a user error).
         """
         rows = [(key, json.dumps(value, sort_keys=True)) for key, value in meta.items()]
         with self._write() as conn:
-            cur = conn.execute("UPDATE experiments SET status=?, reward=? WHERE id=?", (status.value, reward, exp_id))
-            self._require(cur, exp_id)
+            self._require(conn.execute("SELECT id FROM experiments WHERE id=?", (exp_id,)).fetchall(), exp_id)
+            self._insert_decision(conn, exp_id, status, reward)
             conn.executemany(
                 "INSERT INTO campaign(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", rows
             )
+
+    @staticmethod
+    def _insert_decision(conn: sqlite3.Connection, exp_id: int, verdict: Status, reward: float | None) -> None:
+        try:
+            conn.execute("INSERT INTO decisions(exp_id, verdict, reward, decided_at) VALUES (?, ?, ?, ?)",
+                         (exp_id, verdict.value, reward, time.time()))
+        except sqlite3.IntegrityError:
+            raise RuntimeError(f"experiment {exp_id} was decided already") from None
 
     def mark_interrupted(self, reason: str) -> int:
         """On resume: turn rows left RUNNING by a dead controller into INTERRUPTED; returns how many."""
@@ -382,14 +416,14 @@ class Ledger:
             return cur.rowcount
 
     @staticmethod
-    def _require(cur: sqlite3.Cursor, exp_id: int) -> None:
-        if cur.rowcount == 0:
+    def _require(cur: sqlite3.Cursor | list[Any], exp_id: int) -> None:
+        if (len(cur) if isinstance(cur, list) else cur.rowcount) == 0:
             raise KeyError(f"no experiment {exp_id} in the ledger")
 
     # ---- queries ---------------------------------------------------------------------------------
 
     def _select(self, where: str = "", params: tuple[Any, ...] = (), tail: str = "ORDER BY id") -> list[ExperimentRow]:
-        sql = f"SELECT * FROM experiments {('WHERE ' + where) if where else ''} {tail}"
+        sql = f"{_SELECT} {('WHERE ' + where) if where else ''} {tail}"
         with self._lock:
             return [_row(r) for r in self._conn.execute(sql, params)]
 
@@ -397,39 +431,42 @@ class Ledger:
         """Every experiment, oldest first (rows unchanged since the last call are not decoded again)."""
         with self._lock:
             versions = [tuple(v) for v in self._conn.execute(
-                "SELECT id, status, finished_at, reward, commit_sha FROM experiments ORDER BY id")]
+                "SELECT e.id, e.status, e.finished_at, d.verdict, e.commit_sha FROM experiments e"
+                " LEFT JOIN decisions d ON d.exp_id = e.id ORDER BY e.id")]
             stale = [v[0] for v in versions if self._rows.get(v[0], ((),))[0] != v]
             for start in range(0, len(stale), 500):
                 chunk = stale[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                for r in self._conn.execute(f"SELECT * FROM experiments WHERE id IN ({marks})", chunk):
+                for r in self._conn.execute(f"{_SELECT} WHERE e.id IN ({marks})", chunk):
                     row = _row(r)
-                    self._rows[row.id] = ((row.id, r["status"], r["finished_at"], r["reward"], r["commit_sha"]), row)
+                    self._rows[row.id] = ((row.id, r["status"], r["finished_at"], r["verdict"], r["commit_sha"]), row)
             return [self._rows[v[0]][1] for v in versions if v[0] in self._rows]
 
     def get(self, exp_id: int) -> ExperimentRow:
-        rows = self._select("id=?", (exp_id,))
+        rows = self._select("e.id=?", (exp_id,))
         if not rows:
             raise KeyError(f"no experiment {exp_id} in the ledger")
         return rows[0]
 
     def running(self) -> list[ExperimentRow]:
-        return self._select("status=?", (Status.RUNNING.value,))
+        return self._select("e.status=?", (Status.RUNNING.value,))
 
     def counts_by_status(self) -> dict[str, int]:
         """Status value -> number of experiments, for `arl status`."""
         with self._lock:
-            rows = self._conn.execute("SELECT status, COUNT(*) FROM experiments GROUP BY status ORDER BY status")
+            rows = self._conn.execute("SELECT COALESCE(d.verdict, e.status) AS s, COUNT(*) FROM experiments e"
+                                      " LEFT JOIN decisions d ON d.exp_id = e.id GROUP BY s ORDER BY s")
             return {status: n for status, n in rows}
 
     def best(self) -> ExperimentRow | None:
         """Lowest val_bpb among scored experiments (failures never count); earliest wins a tie."""
         marks = ",".join("?" * len(_SCORED))
-        rows = self._select(f"status IN ({marks}) AND val_bpb IS NOT NULL", _SCORED, "ORDER BY val_bpb, id LIMIT 1")
+        rows = self._select(f"e.status IN ({marks}) AND e.val_bpb IS NOT NULL", _SCORED, "ORDER BY e.val_bpb, e.id LIMIT 1")
         return rows[0] if rows else None
 
     def baseline(self) -> ExperimentRow | None:
         """The first scored baseline run, the reference every improvement is measured against."""
         marks = ",".join("?" * len(_SCORED))
-        rows = self._select(f"role='baseline' AND status IN ({marks}) AND val_bpb IS NOT NULL", _SCORED, "ORDER BY id LIMIT 1")
+        rows = self._select(f"e.role='baseline' AND e.status IN ({marks}) AND e.val_bpb IS NOT NULL", _SCORED,
+                            "ORDER BY e.id LIMIT 1")
         return rows[0] if rows else None
