@@ -132,11 +132,11 @@ def instrument(loop: ResearchLoop, campaign: Campaign, profiler: Profiler, *, re
     ev: dict[str, Any] = {"iterations": [], "experiments": [], "smoke": [], "processes": [], "guard": [],
                           "pending_smoke": None, "calibration": {}}
     for name, label in (("state", "state"), ("progress", "progress (oracle)"), ("_save_checkpoint", "agent checkpoint"),
-                        ("_materialise", "apply edit")):
+                        ("_candidate_job", "apply edit")):
         p.wrap(loop, name, label)
     # calibration's bookkeeping is not an iteration's: set it aside when it ends
-    p.wrap(loop, "_calibrate", "calibration", after=lambda _r, _s: ev.__setitem__("calibration", p.take()))
-    p.wrap(loop, "iterate", "loop other", after=lambda _r, _s: ev["iterations"].append(p.take()))
+    p.wrap(loop, "_after_calibration_run", "calibration", after=lambda _r, _s: ev.__setitem__("calibration", p.take()))
+    p.wrap(loop, "_on_result", "loop other", after=lambda _r, _s: ev["iterations"].append(p.take()))
     p.wrap(loop.proposer, "propose", "propose")
     p.wrap(loop.proposer, "observe", "observe (learn)")
     for name in ("start_experiment", "set_commit", "finish_experiment", "decide", "set_meta", "meta", "experiments",

@@ -5,7 +5,7 @@
       frozen_manifest.json   hashes of the frozen env recorded when the campaign started
       history/               git: every candidate's train.py; branch `research` = kept versions
       experiments/00001/     workspace of experiment 1: train.py, train.log, checkpoint/, eval.json
-      results.tsv            the reference's table, rewritten after each experiment
+      results.tsv            the reference's table: one row per experiment, in its final status
 """
 
 from __future__ import annotations

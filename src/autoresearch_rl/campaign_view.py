@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from autoresearch_rl.agent.protocol import Transition
+from autoresearch_rl.decision import KeepRule, NoiseConfig, noise_sigma
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.loop_config import Incumbent
@@ -104,3 +105,18 @@ def interrupted_candidates(rows: Rows, max_worker_losses: int) -> list[int]:
     retried = {r.retry_of for r in rows if r.retry_of is not None}
     return [r.id for r in rows if r.role == "candidate" and r.status is Status.INTERRUPTED and r.id not in retried
             and worker_losses(rows, r.id) < max_worker_losses]
+
+
+def calibration_facts(rows: Rows, wanted: int, noise: NoiseConfig, keep: KeepRule) -> dict[str, Any] | None:
+    """What calibration establishes once `wanted` runs of the base train.py are scored (None before): the
+    noise sigma (their spread), the baseline (their mean, also the first incumbent's value) and the keep margin."""
+    scored = [r for r in rows if r.role == "calibration" and r.status.scored]
+    if len(scored) < wanted:
+        return None
+    scores = [r.val_bpb for r in scored[:wanted] if r.val_bpb is not None]
+    sigma = noise_sigma(scores, noise)
+    first = scored[0]
+    incumbent = Incumbent(first.id, first.commit_sha, statistics.fmean(scores), first.source_hash)
+    return dict(base_commit=first.commit_sha, noise_sigma=sigma, calibration_scores=scores,
+                baseline_mean=statistics.fmean(scores), incumbent=incumbent.to_json(),
+                keep_margin=keep.margin_sigmas * sigma)

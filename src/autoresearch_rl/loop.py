@@ -17,6 +17,11 @@ Keep rule under concurrency: a candidate is *rewarded* against the incumbent it 
 (what its edit did), and *kept* only if it beats the *current* incumbent by the margin (so the
 incumbent's score only ever improves, whatever order results arrive in).
 
+What the loop only orchestrates lives beside it: `campaign_view.py` (pure reads of the ledger),
+`keep_decision.py` (the verdict on a finished candidate), `materialise.py` (a proposal becomes the
+train.py that runs), `agent/checkpoint.py` (the proposer's memory), `selfeval/` (early abort, audit,
+drift). The proposer learns in an explicit step: `update(state)` when `ready()`, before a proposal.
+
 Roles in the ledger: `calibration` (the unmodified base train.py with distinct seeds: the noise
 sigma and the starting incumbent), `candidate` (one iteration: one proposal), `confirmation` (a
 re-run of a candidate's train.py with another seed, when its apparent win was small), `remeasure`
@@ -27,22 +32,20 @@ periodic; see selfeval/drift.py).
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from autoresearch_rl import campaign_view as view
 from autoresearch_rl import faults
 from autoresearch_rl.agent.baselines import RandomProposer
-from autoresearch_rl.agent.checkpoint import load_checkpoint, save_checkpoint
+from autoresearch_rl.agent.checkpoint import ProposerMemory
 from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Transition
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign
-from autoresearch_rl.decision import noise_sigma
+
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.keep_decision import judge_candidate
@@ -85,8 +88,7 @@ class ResearchLoop:
         self._requested_base = base_source
         self._session_started = time.time()
         self._elapsed_before = 0.0
-        self._observed_through = 0  # last experiment id the proposer has seen
-        self._saved_updates = -1
+        self.memory = ProposerMemory(proposer, campaign.run_dir / AGENT_DIR / CHECKPOINT_NAME)
         self.base_source = ""
         self.space: ActionSpace | None = None
         self.materialiser: Materialiser | None = None
@@ -99,10 +101,6 @@ class ResearchLoop:
         self.audit_fraction = config.audit_fraction
 
     # ---- paths and small facts ---------------------------------------------------------------
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.campaign.run_dir / AGENT_DIR / CHECKPOINT_NAME
 
     def run_seed(self, role: str, index: int) -> int:
         """Training seed of an experiment, from (campaign seed, role, iteration): a re-run of an interrupted
@@ -288,21 +286,17 @@ class ResearchLoop:
 
     def _after_calibration_run(self) -> None:
         """When `calibration_seeds` runs are scored: their spread is the noise sigma, their mean the first incumbent."""
-        wanted = self.config.noise.calibration_seeds
-        rows = [r for r in self.ledger.experiments() if r.role == "calibration"]
-        scored = [r for r in rows if r.status.scored]
-        if len(scored) < wanted:
+        rows = self.ledger.experiments()
+        facts = view.calibration_facts(rows, self.config.noise.calibration_seeds, self.config.noise, self.config.keep)
+        if facts is None:
             return  # more runs to come (or, if too many failed, the next _calibration_job says so)
-        scores = [r.val_bpb for r in scored[:wanted] if r.val_bpb is not None]
-        sigma = noise_sigma(scores, self.config.noise)
-        first = scored[0]
-        incumbent = Incumbent(first.id, first.commit_sha, statistics.fmean(scores), first.source_hash)
-        self.ledger.set_meta(base_commit=first.commit_sha, noise_sigma=sigma, calibration_scores=scores,
-                             baseline_mean=statistics.fmean(scores), incumbent=incumbent.to_json(),
-                             keep_margin=self.config.keep.margin_sigmas * sigma)
-        for r in (r for r in rows if r.id != first.id):
-            self.campaign.drop_checkpoint_unless_incumbent(r.id)
-        log.info("calibrated: baseline %.4f, sigma %.4f over %d seeds", incumbent.val_bpb, sigma, len(scores))
+        self.ledger.set_meta(**facts)
+        first = facts["incumbent"]["exp_id"]
+        for r in rows:
+            if r.role == "calibration" and r.id != first:
+                self.campaign.drop_checkpoint_unless_incumbent(r.id)
+        log.info("calibrated: baseline %.4f, sigma %.4f over %d seeds", facts["baseline_mean"], facts["noise_sigma"],
+                 len(facts["calibration_scores"]))
         self._resume()
 
     def _resume(self) -> None:
@@ -378,25 +372,13 @@ class ResearchLoop:
     # ---- the proposer's memory -------------------------------------------------------------------
 
     def _restore_proposer(self) -> None:
-        """Load the last checkpoint (if any, and readable), then replay the transitions recorded after it."""
-        start = load_checkpoint(self.proposer, self.checkpoint_path) if isinstance(self.proposer, Learner) else 0
-        replayed = 0
-        for t in self.transitions():
-            if t.exp_id > start:
-                self.proposer.observe(t)
-                replayed += 1
-            self._observed_through = max(self._observed_through, t.exp_id)
-        if replayed:
+        if replayed := self.memory.restore(self.transitions()):
             log.info("replayed %d transition(s) into the %s agent", replayed, self.proposer.name)
-        self._saved_updates = getattr(self.proposer, "updates", -1)
 
     def _save_checkpoint(self, force: bool = False) -> None:
         """After each update (and at a stop): the learner plus how far into the ledger it has seen."""
-        if not isinstance(self.proposer, Learner) or (not force and self.proposer.updates == self._saved_updates):
-            return
-        save_checkpoint(self.proposer, self.checkpoint_path, self._observed_through)
-        self._saved_updates = self.proposer.updates
-        self.ledger.set_meta(agent_updates=self.proposer.updates)
+        if self.memory.save(force):
+            self.ledger.set_meta(agent_updates=self.proposer.updates)  # type: ignore[attr-defined]
 
     # ---- early abort -------------------------------------------------------------------------------
 
@@ -492,8 +474,7 @@ class ResearchLoop:
             self.campaign.drop_checkpoint_unless_incumbent(exp_id)
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
         transition = next(t for t in reversed(self.transitions()) if t.exp_id == exp_id)
-        self.proposer.observe(transition)
-        self._observed_through = max(self._observed_through, exp_id)
+        self.memory.observe(transition)
         self.events.experiment_finished(self.ledger.get(exp_id), verdict.status.value)
 
     # ---- drift (selfeval/drift.py) ----------------------------------------------------------------

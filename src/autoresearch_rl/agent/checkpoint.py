@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from autoresearch_rl import faults
-from autoresearch_rl.agent.protocol import Learner
+from autoresearch_rl.agent.protocol import Learner, Proposer, Transition
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +49,47 @@ def save_checkpoint(proposer: Learner, path: Path, last_exp_id: int) -> None:
         os.fsync(f.fileno())
     faults.point("checkpoint_written")
     os.replace(tmp, path)
+
+
+class ProposerMemory:
+    """What a proposer has been told of the ledger, and (for a learner) its checkpoint.
+
+    `restore` loads the checkpoint and replays only the transitions recorded after it; `observe` tells
+    the proposer one decided transition; `save` writes the checkpoint when the learner has updated
+    since the last save (or when forced, at a stop).
+    """
+
+    def __init__(self, proposer: Proposer, path: Path) -> None:
+        self.proposer = proposer
+        self.path = path
+        self.observed_through = 0  # the last experiment id the proposer has seen
+        self._saved_updates = -1
+
+    @property
+    def learns(self) -> bool:
+        return isinstance(self.proposer, Learner)
+
+    def restore(self, transitions: Iterable[Transition]) -> int:
+        """Load the checkpoint (if any, and readable), then replay what came after it; how many were replayed."""
+        start = load_checkpoint(self.proposer, self.path) if isinstance(self.proposer, Learner) else 0
+        replayed = 0
+        for t in transitions:
+            if t.exp_id > start:
+                self.proposer.observe(t)
+                replayed += 1
+            self.observed_through = max(self.observed_through, t.exp_id)
+        self._saved_updates = getattr(self.proposer, "updates", -1)
+        return replayed
+
+    def observe(self, transition: Transition) -> None:
+        self.proposer.observe(transition)
+        self.observed_through = max(self.observed_through, transition.exp_id)
+
+    def save(self, force: bool = False) -> bool:
+        """Checkpoint a learner that updated since the last save (or always, when forced); True if written."""
+        proposer = self.proposer
+        if not isinstance(proposer, Learner) or (not force and proposer.updates == self._saved_updates):
+            return False
+        save_checkpoint(proposer, self.path, self.observed_through)
+        self._saved_updates = proposer.updates
+        return True
