@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -11,8 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
 
 from autoresearch_rl import __version__
 from autoresearch_rl.campaign import Campaign
@@ -24,7 +21,7 @@ from autoresearch_rl.logparse import parse_log
 from autoresearch_rl.selfeval.abort import AbortConfig
 from autoresearch_rl.cli_common import DEFAULT_RUN_DIR, _cache_dir, console
 from autoresearch_rl.cli_results import cmd_report, cmd_status, cmd_verify
-from autoresearch_rl.cli_source import _read_source, _space, candidate_device
+from autoresearch_rl.cli_source import _read_source, candidate_device, cmd_apply, cmd_edits
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
@@ -187,75 +184,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{summary['agent_updates']}")
     console.print(f"see `arl report --run-dir {args.run_dir}` for progress.png, results.tsv, best.diff")
     return 0
-
-
-def cmd_edits(args: argparse.Namespace) -> int:
-    from autoresearch_rl.target.knobs import discover_knobs
-
-    import libcst as cst
-
-    source = _read_source(args.source)
-    space = _space(source)
-    mask = space.mask(source)
-    knobs = discover_knobs(cst.parse_module(source))
-    rows = []
-    for name, op in space.operators.items():
-        actions = [a for a in space.actions if a.operator == name]
-        knob = knobs.get(getattr(op, "knob", ""))
-        rows.append({
-            "operator": name,
-            "kind": op.kind,
-            "args": [a.arg for a in actions],
-            "applicable": [a.arg for a in actions if mask[a.index]],
-            "mask": [mask[a.index] for a in actions],
-            "indices": [a.index for a in actions],
-            "current": None if knob is None else knob.value,
-        })
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    table = Table(title=f"{len(space)} actions, {sum(mask)} applicable now; (masked) arguments do not apply",
-                  title_justify="left")
-    for column in ("operator", "kind", "current", "arguments"):
-        table.add_column(column)
-    for row in rows:
-        args_text = " ".join(f"[bold]{a}[/bold]" if ok else f"[dim]({a})[/dim]" for a, ok in zip(row["args"], row["mask"]))
-        table.add_row(row["operator"], row["kind"], "" if row["current"] is None else repr(row["current"]), args_text)
-    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
-    return 0
-
-
-def cmd_apply(args: argparse.Namespace) -> int:
-    from autoresearch_rl.target.edits import EditError, apply_edit
-
-    source = _read_source(args.source)
-    space = _space(source)
-    op = space.operators.get(args.operator)
-    if op is None:
-        known = sorted(space.operators)
-        close = [n for n in known if args.operator.split(":")[-1].lower() in n.lower()][:5] or known[:8]
-        raise UserError(f"unknown operator {args.operator!r}; e.g. {', '.join(close)} (see `arl edits`)")
-    try:
-        edit = apply_edit(source, op, args.arg)
-    except EditError as exc:
-        raise UserError(str(exc)) from None
-    print(edit.diff, end="")
-    console.print(f"{edit.operator} {edit.arg}: {edit.description}")
-    if args.smoke:
-        from autoresearch_rl.target.smoke import smoke_check
-
-        result = smoke_check(edit.after)
-        console.print(f"smoke check: {'ok' if result.ok else 'FAILED - ' + result.error} ({result.seconds:.1f} s)")
-    if args.out:
-        out = Path(args.out)
-        try:
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text(edit.after)
-            tmp.replace(out)
-        except OSError as exc:
-            raise UserError(f"cannot write {out} ({exc.strerror}); choose a writable --out") from None
-        console.print(f"wrote {out}")
-    return 0 if not args.smoke or result.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
