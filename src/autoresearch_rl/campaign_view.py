@@ -7,7 +7,7 @@ I/O or keeps state, so a resumed controller sees exactly what an uninterrupted o
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from autoresearch_rl.agent.protocol import Transition
@@ -16,6 +16,7 @@ from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.loop_config import Incumbent
 from autoresearch_rl.oracle import OracleConfig
+from autoresearch_rl.target.space import ActionSpace
 
 Rows = Sequence[ExperimentRow]
 
@@ -120,3 +121,21 @@ def calibration_facts(rows: Rows, wanted: int, noise: NoiseConfig, keep: KeepRul
     return dict(base_commit=first.commit_sha, noise_sigma=sigma, calibration_scores=scores,
                 baseline_mean=statistics.fmean(scores), incumbent=incumbent.to_json(),
                 keep_margin=keep.margin_sigmas * sigma)
+
+
+def mask_without_running(space: ActionSpace, source: str, incumbent_hash: str,
+                         in_flight: Iterable[dict[str, Any]]) -> tuple[bool, ...]:
+    """Applicable actions of `source`, less those already running on this incumbent (a duplicate would only
+    repeat them), unless that would leave nothing to propose."""
+    mask = list(space.mask(source))
+    running = []
+    for p in in_flight:
+        if p.get("parent_hash") == incumbent_hash and p.get("params") is None:
+            try:
+                running.append(space.index(p["operator"], p["arg"]))
+            except ValueError:
+                continue
+    if any(ok and i not in running for i, ok in enumerate(mask)):
+        for i in running:
+            mask[i] = False
+    return tuple(mask)

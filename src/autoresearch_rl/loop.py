@@ -18,9 +18,9 @@ Keep rule under concurrency: a candidate is *rewarded* against the incumbent it 
 incumbent's score only ever improves, whatever order results arrive in).
 
 What the loop only orchestrates lives beside it: `campaign_view.py` (pure reads of the ledger),
-`keep_decision.py` (the verdict on a finished candidate), `materialise.py` (a proposal becomes the
-train.py that runs), `agent/checkpoint.py` (the proposer's memory), `selfeval/` (early abort, audit,
-drift). The proposer learns in an explicit step: `update(state)` when `ready()`, before a proposal.
+`keep_decision.py` (the verdict on a finished candidate), `experiment_plan.py` (what each kind of
+experiment runs, with which seed), `materialise.py` (a proposal becomes the train.py that runs),
+`agent/checkpoint.py` (the proposer's memory), `selfeval/` (early abort, audit, drift). The proposer learns in an explicit step: `update(state)` when `ready()`, before a proposal.
 
 Roles in the ledger: `calibration` (the unmodified base train.py with distinct seeds: the noise
 sigma and the starting incumbent), `candidate` (one iteration: one proposal), `confirmation` (a
@@ -49,12 +49,12 @@ from autoresearch_rl.campaign import Campaign
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.keep_decision import judge_candidate
+from autoresearch_rl.experiment_plan import ExperimentPlanner, Start
 from autoresearch_rl.materialise import Materialiser
 from autoresearch_rl.ledger import ExperimentRow, write_results_tsv
 from autoresearch_rl.loop_config import (Incumbent, LoopConfig, LoopEvents, _SilentEvents, derive_seed,  # noqa: F401
                                         resolve_base_source)
 from autoresearch_rl.selfeval.abort import AbortSpec
-from autoresearch_rl.selfeval.accounting import abort_spec_for
 from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit
 from autoresearch_rl.selfeval.drift import periodic_remeasure_due
 from autoresearch_rl.oracle import CampaignProgress, StopDecision, TerminationOracle, user_interrupt
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 AGENT_DIR = "agent"  # the meta-learner's own place in the run directory
 CHECKPOINT_NAME = "checkpoint.pt"
 STOP_FILE = "STOP"
-MAX_CALIBRATION_ATTEMPTS_FACTOR = 2  # calibration gives up after 2x the requested runs fail
 MAX_WORKER_LOSSES = 3  # a candidate whose worker died this often is abandoned (it may be what kills them)
 WAIT_POLL_S = 1.0  # how often a waiting controller looks at the STOP file and the clock
 
@@ -91,7 +90,7 @@ class ResearchLoop:
         self.memory = ProposerMemory(proposer, campaign.run_dir / AGENT_DIR / CHECKPOINT_NAME)
         self.base_source = ""
         self.space: ActionSpace | None = None
-        self.materialiser: Materialiser | None = None
+        self.planner: ExperimentPlanner | None = None
         self._jobs: dict[int, _Job] = {}  # experiments in flight, by id
         self._confirm: deque[int] = deque()  # candidates waiting for a confirmation run
         self._retry: deque[int] = deque()  # interrupted candidates waiting to be re-run
@@ -101,13 +100,6 @@ class ResearchLoop:
         self.audit_fraction = config.audit_fraction
 
     # ---- paths and small facts ---------------------------------------------------------------
-
-    def run_seed(self, role: str, index: int) -> int:
-        """Training seed of an experiment, from (campaign seed, role, iteration): a re-run of an interrupted
-        experiment gets the seed it had, so a killed and resumed campaign is the one that never stopped."""
-        if role == "calibration":
-            return self.config.seed * 1000 + index  # readable: campaign seed 0 calibrates with seeds 0, 1, 2
-        return derive_seed(self.config.seed, role, index)
 
     def elapsed_s(self) -> float:
         return self._elapsed_before + (time.time() - self._session_started)
@@ -195,10 +187,10 @@ class ResearchLoop:
             return self._proposal_job()
         return None
 
-    def _start(self, role: str, source: str, description: str, **kw: Any) -> JobSpec:
-        spec = self.campaign.start(source, role=role, description=description, **kw)
-        self._jobs[spec.exp_id] = _Job(role=role, proposal=kw.get("proposal"))
-        self.events.experiment_started(spec.exp_id, role, description)
+    def _start(self, start: Start) -> JobSpec:
+        spec = self.campaign.start(start.source, role=start.role, description=start.description, **start.kwargs())
+        self._jobs[spec.exp_id] = _Job(role=start.role, proposal=start.proposal)
+        self.events.experiment_started(spec.exp_id, start.role, start.description)
         return spec
 
     def _on_result(self, result: JobResult) -> None:
@@ -262,27 +254,16 @@ class ResearchLoop:
         else:
             self.base_source = resolve_base_source(self.campaign, self._requested_base)
         self.space = ActionSpace.for_source(self.base_source, device=self.device)
-        self.materialiser = Materialiser(self.history, self.space, self.base_source)
+        self.planner = ExperimentPlanner(self.config, self.history, Materialiser(self.history, self.space, self.base_source),
+                                         self.campaign.preset.time_budget_s)
 
     def _calibration_job(self) -> JobSpec | None:
-        """Another run of the base train.py while fewer than `calibration_seeds` are scored or running."""
-        wanted = self.config.noise.calibration_seeds
-        rows = [r for r in self.ledger.experiments() if r.role == "calibration"]
-        scored = [r for r in rows if r.status.scored]
-        running = [r for r in rows if r.status is Status.RUNNING]
-        failed = [r for r in rows if r.status.failed]
-        if len(scored) + len(running) >= wanted:
+        assert self.planner is not None
+        start = self.planner.calibration(self.ledger.experiments(), self._calibration_attempts)
+        if start is None:
             return None
-        if len(failed) >= wanted * MAX_CALIBRATION_ATTEMPTS_FACTOR or self._calibration_attempts > 4 * wanted:
-            if running:
-                return None  # let the runs in flight finish; the last one to fail raises
-            last = failed[-1] if failed else rows[-1]
-            raise UserError(f"the base train.py does not run ({last.status.value}: {last.error or 'see ' + last.log_path}); "
-                            "fix it, check it with `arl baseline`, then resume")
         self._calibration_attempts += 1
-        return self._start("calibration", self.base_source, f"calibration {len(scored) + len(running) + 1}/{wanted}: base train.py",
-                           parent_id=None, seed=self.run_seed("calibration", view.next_calibration_index(
-                               rows, lambda i: self.run_seed("calibration", i))))
+        return self._start(start)
 
     def _after_calibration_run(self) -> None:
         """When `calibration_seeds` runs are scored: their spread is the noise sigma, their mean the first incumbent."""
@@ -342,21 +323,9 @@ class ResearchLoop:
                            proposal_index=view.proposals_made(rows))
 
     def _mask(self, source: str, incumbent_hash: str) -> tuple[bool, ...]:
-        """Applicable actions, less those already running on this incumbent (a duplicate would only repeat it)."""
         assert self.space is not None
-        mask = list(self.space.mask(source))
-        running = []
-        for job in self._jobs.values():
-            p = job.proposal
-            if job.role == "candidate" and p and p.get("parent_hash") == incumbent_hash and p.get("params") is None:
-                try:
-                    running.append(self.space.index(p["operator"], p["arg"]))
-                except ValueError:
-                    continue
-        if any(ok and i not in running for i, ok in enumerate(mask)):
-            for i in running:
-                mask[i] = False
-        return tuple(mask)
+        in_flight = [job.proposal for job in self._jobs.values() if job.role == "candidate" and job.proposal]
+        return view.mask_without_running(self.space, source, incumbent_hash, in_flight)
 
     def progress(self) -> CampaignProgress:
         rows = self.ledger.experiments()
@@ -381,12 +350,6 @@ class ResearchLoop:
             self.ledger.set_meta(agent_updates=self.proposer.updates)  # type: ignore[attr-defined]
 
     # ---- early abort -------------------------------------------------------------------------------
-
-    def _abort_spec(self, seed: int) -> AbortSpec | None:
-        """How the worker judges this run against the incumbent's loss curve (None: nothing to judge against)."""
-        inc = self.incumbent()
-        return abort_spec_for(self.config.abort, self.ledger.experiments(), inc.exp_id, inc.val_bpb,
-                              float(self.ledger.meta()["keep_margin"]), self.campaign.preset.time_budget_s, seed)
 
     # ---- the self-audit ----------------------------------------------------------------------------
 
@@ -422,28 +385,22 @@ class ResearchLoop:
 
     def _retry_job(self, interrupted_id: int) -> JobSpec:
         """The same proposal against the same parent, with the same seed: the run that was interrupted."""
-        row = self.ledger.get(interrupted_id)
-        parent = self.ledger.get(row.parent_id) if row.parent_id is not None else None
-        parent_source = self.history.source_at(parent.commit_sha) if parent and parent.commit_sha else self.base_source
+        assert self.planner is not None
+        row, rows = self.ledger.get(interrupted_id), self.ledger.experiments()
         log.warning("re-running experiment %d, interrupted before it was scored", row.id)
-        return self._candidate_job(parent_source, row.parent_id, row.proposal, retry_of=row.id)
+        return self._candidate_job(self.planner.parent_source(row, rows), row.parent_id, row.proposal, retry_of=row.id)
 
     def _candidate_job(self, parent_source: str, parent_id: int | None, payload: dict[str, Any],
                        retry_of: int | None) -> JobSpec:
-        assert self.materialiser is not None
-        c = self.materialiser.candidate(parent_source, payload, self.ledger.experiments(), retry=retry_of is not None)
-        seed = self.run_seed("candidate", payload["iteration"])
-        return self._start("candidate", c.source, c.description, parent_id=parent_id, proposal=payload,
-                           retry_of=retry_of, seed=seed, validate=self.config.smoke_check, rejected=c.rejected,
-                           diff=c.diff, abort=self._abort_spec(seed))
+        assert self.planner is not None
+        return self._start(self.planner.candidate(parent_source, parent_id, payload, self.ledger.experiments(),
+                                                  self.incumbent(), float(self.ledger.meta()["keep_margin"]),
+                                                  retry_of=retry_of))
 
     def _confirmation_job(self, exp_id: int) -> JobSpec | None:
-        row = self.ledger.get(exp_id)
-        if row.decided:
-            return None
-        return self._start("confirmation", self.history.source_at(row.commit_sha),
-                           f"confirmation of experiment {exp_id}: {row.description}", parent_id=exp_id,
-                           seed=self.run_seed("confirmation", row.proposal.get("iteration", exp_id)))
+        assert self.planner is not None
+        start = self.planner.confirmation(self.ledger.get(exp_id))
+        return None if start is None else self._start(start)
 
     # ---- decisions -------------------------------------------------------------------------------
 
@@ -485,11 +442,8 @@ class ResearchLoop:
                                                               monitor)
 
     def _remeasure_job(self, parent_id: int, why: str) -> JobSpec:
-        inc = self.incumbent()
-        index = sum(r.role == "remeasure" and r.status is not Status.INTERRUPTED for r in self.ledger.experiments())
-        return self._start("remeasure", self.history.source_at(inc.sha), f"re-measurement of the incumbent ({why})",
-                           parent_id=parent_id, seed=self.run_seed("remeasure", index),
-                           proposal={"periodic": why == "periodic"})
+        assert self.planner is not None
+        return self._start(self.planner.remeasure(self.incumbent(), self.ledger.experiments(), parent_id, why))
 
     def _resume_pending(self) -> None:
         """Decide candidates that ran but were not decided; queue re-runs of candidates that were interrupted."""
