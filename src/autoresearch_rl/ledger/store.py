@@ -27,166 +27,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from autoresearch_rl.errors import UserError
-from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
+from autoresearch_rl.experiment import ExperimentRecord, Status
+from autoresearch_rl.ledger.row import ExperimentRow, decode_row
+from autoresearch_rl.ledger.schema import SCHEMA_VERSION, SELECT, bring_up_to_date
+
+__all__ = ["BACKUP_NAME", "LEDGER_NAME", "SCHEMA_VERSION", "ExperimentRow", "Ledger"]
 
 log = logging.getLogger(__name__)
 
 LEDGER_NAME = "ledger.sqlite"
 BACKUP_NAME = "ledger.sqlite.bak"
-SCHEMA_VERSION = 3  # stored in PRAGMA user_version; bump with a migration in _MIGRATIONS when columns change
 BUSY_TIMEOUT_S = 30.0  # `arl status` may read while `arl run` writes; wait rather than fail
 
 _SCORED = tuple(s.value for s in Status if s.scored)
-
-_SCHEMA = """
-CREATE TABLE campaign (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE experiments (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at     REAL NOT NULL,
-    finished_at    REAL,
-    parent_id      INTEGER REFERENCES experiments(id),
-    role           TEXT NOT NULL,
-    source_hash    TEXT NOT NULL,
-    commit_sha     TEXT NOT NULL DEFAULT '',
-    description    TEXT NOT NULL DEFAULT '',
-    diff           TEXT NOT NULL DEFAULT '',
-    seed           INTEGER NOT NULL DEFAULT 0,
-    status         TEXT NOT NULL,
-    val_bpb        REAL,
-    startup_s      REAL NOT NULL DEFAULT 0,
-    training_s     REAL NOT NULL DEFAULT 0,
-    save_s         REAL NOT NULL DEFAULT 0,
-    eval_s         REAL NOT NULL DEFAULT 0,
-    total_s        REAL NOT NULL DEFAULT 0,
-    peak_memory_mb REAL,
-    summary_json   TEXT NOT NULL DEFAULT '{}',
-    eval_json      TEXT NOT NULL DEFAULT '{}',
-    log_tail       TEXT NOT NULL DEFAULT '',
-    error          TEXT NOT NULL DEFAULT '',
-    log_path       TEXT NOT NULL DEFAULT '',
-    workspace      TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX experiments_status ON experiments(status);
-"""
-
-# version reached -> statements that bring a ledger of the previous version to it
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: (
-        # what the proposer chose and knew when it chose (action, log-prob, value, features): replayed on resume
-        "ALTER TABLE experiments ADD COLUMN proposal_json TEXT NOT NULL DEFAULT '{}'",
-        "ALTER TABLE experiments ADD COLUMN reward REAL",  # the reward the agent learned from (None until decided)
-        "ALTER TABLE experiments ADD COLUMN retry_of INTEGER",  # an interrupted experiment this one re-runs
-    ),
-    3: (
-        # a decision is its own fact: the run's status is never overwritten by the verdict
-        "CREATE TABLE decisions (exp_id INTEGER PRIMARY KEY REFERENCES experiments(id), verdict TEXT NOT NULL,"
-        " reward REAL, decided_at REAL NOT NULL)",
-        "INSERT INTO decisions(exp_id, verdict, reward, decided_at) SELECT id, status, reward,"
-        " COALESCE(finished_at, created_at) FROM experiments WHERE reward IS NOT NULL OR status IN ('KEPT', 'DISCARDED')",
-        "UPDATE experiments SET status='OK' WHERE status IN ('KEPT', 'DISCARDED')",
-        "ALTER TABLE experiments DROP COLUMN reward",
-    ),
-}
 _DECISION_STATUSES = (Status.KEPT, Status.DISCARDED)
-_SELECT = ("SELECT e.*, d.verdict AS verdict, d.reward AS reward, d.decided_at AS decided_at"
-           " FROM experiments e LEFT JOIN decisions d ON d.exp_id = e.id")
-
-
-@dataclass(frozen=True)
-class ExperimentRow:
-    """One row of the `experiments` table, decoded (status as Status, JSON columns as dicts)."""
-
-    id: int
-    created_at: float  # unix seconds
-    finished_at: float | None  # None while RUNNING
-    parent_id: int | None  # the incumbent experiment this candidate was derived from
-    role: str  # 'baseline', 'candidate', 'calibration', ...
-    source_hash: str  # sha256 of the train.py that ran
-    commit_sha: str  # commit in the history repository ('' until recorded)
-    description: str
-    diff: str
-    seed: int
-    status: Status  # the verdict once decided (KEPT, DISCARDED, or the failure), else the run's outcome
-    val_bpb: float | None
-    timings: Timings = field(default_factory=Timings)
-    peak_memory_mb: float | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
-    eval_details: dict[str, Any] = field(default_factory=dict)
-    log_tail: str = ""
-    error: str = ""
-    log_path: str = ""
-    workspace: str = ""
-    proposal: dict[str, Any] = field(default_factory=dict)  # the proposer's choice and what it knew (replay on resume)
-    reward: float | None = None  # what the agent learned from this experiment; None until decided
-    retry_of: int | None = None  # the interrupted experiment this one re-runs
-    run_status: Status | None = None  # how the run itself ended (OK for a kept one); None: same as status
-
-    @property
-    def memory_gb(self) -> float:
-        """Peak memory in GB, the reference results.tsv column."""
-        return round((self.peak_memory_mb or 0.0) / 1024.0, 3)
-
-    @property
-    def decided(self) -> bool:
-        """Finished and no longer waiting for a keep/discard decision."""
-        return self.status not in (Status.RUNNING, Status.OK) or self.role != "candidate"
-
-    def to_record(self) -> ExperimentRecord:
-        """The runner's view of this row, e.g. to feed a resumed agent its past outcomes."""
-        return ExperimentRecord(
-            status=self.status,
-            val_bpb=self.val_bpb,
-            seed=self.seed,
-            timings=self.timings,
-            peak_memory_mb=self.peak_memory_mb,
-            summary=self.summary,
-            eval_details=self.eval_details,
-            log_tail=self.log_tail,
-            error=self.error,
-            log_path=self.log_path,
-            workspace=self.workspace,
-        )
-
-
-def _row(r: sqlite3.Row) -> ExperimentRow:
-    return ExperimentRow(
-        id=r["id"],
-        created_at=r["created_at"],
-        finished_at=r["finished_at"],
-        parent_id=r["parent_id"],
-        role=r["role"],
-        source_hash=r["source_hash"],
-        commit_sha=r["commit_sha"],
-        description=r["description"],
-        diff=r["diff"],
-        seed=r["seed"],
-        status=Status(r["verdict"] or r["status"]),
-        val_bpb=r["val_bpb"],
-        timings=Timings(
-            startup=r["startup_s"], training=r["training_s"], save=r["save_s"], evaluation=r["eval_s"], total=r["total_s"]
-        ),
-        peak_memory_mb=r["peak_memory_mb"],
-        summary=json.loads(r["summary_json"]),
-        eval_details=json.loads(r["eval_json"]),
-        log_tail=r["log_tail"],
-        error=r["error"],
-        log_path=r["log_path"],
-        workspace=r["workspace"],
-        proposal=json.loads(r["proposal_json"]),
-        reward=r["reward"],
-        retry_of=r["retry_of"],
-        run_status=Status(r["status"]),
-    )
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -247,19 +106,7 @@ class Ledger:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
-                    # statement by statement: executescript() would COMMIT this transaction half-way
-                    for statement in filter(str.strip, _SCHEMA.split(";")):
-                        conn.execute(statement)
-                    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                    conn.execute("INSERT INTO campaign(key, value) VALUES ('created_at', ?)", (json.dumps(created),))
-                    version = 1
-                if version < SCHEMA_VERSION:
-                    for target in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in _MIGRATIONS[target]:
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                version = bring_up_to_date(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -423,9 +270,9 @@ class Ledger:
     # ---- queries ---------------------------------------------------------------------------------
 
     def _select(self, where: str = "", params: tuple[Any, ...] = (), tail: str = "ORDER BY id") -> list[ExperimentRow]:
-        sql = f"{_SELECT} {('WHERE ' + where) if where else ''} {tail}"
+        sql = f"{SELECT} {('WHERE ' + where) if where else ''} {tail}"
         with self._lock:
-            return [_row(r) for r in self._conn.execute(sql, params)]
+            return [decode_row(r) for r in self._conn.execute(sql, params)]
 
     def experiments(self) -> list[ExperimentRow]:
         """Every experiment, oldest first (rows unchanged since the last call are not decoded again)."""
@@ -437,8 +284,8 @@ class Ledger:
             for start in range(0, len(stale), 500):
                 chunk = stale[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                for r in self._conn.execute(f"{_SELECT} WHERE e.id IN ({marks})", chunk):
-                    row = _row(r)
+                for r in self._conn.execute(f"{SELECT} WHERE e.id IN ({marks})", chunk):
+                    row = decode_row(r)
                     self._rows[row.id] = ((row.id, r["status"], r["finished_at"], r["verdict"], r["commit_sha"]), row)
             return [self._rows[v[0]][1] for v in versions if v[0] in self._rows]
 
