@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from autoresearch_rl import campaign_view as view
@@ -51,10 +51,9 @@ from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.keep_decision import judge_candidate
 from autoresearch_rl.experiment_plan import ExperimentPlanner, Start
 from autoresearch_rl.materialise import Materialiser
-from autoresearch_rl.ledger import ExperimentRow, write_results_tsv
+from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.loop_config import (Incumbent, LoopConfig, LoopEvents, _SilentEvents, derive_seed,  # noqa: F401
                                         resolve_base_source)
-from autoresearch_rl.selfeval.abort import AbortSpec
 from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit
 from autoresearch_rl.selfeval.drift import periodic_remeasure_due
 from autoresearch_rl.oracle import CampaignProgress, StopDecision, TerminationOracle, user_interrupt
@@ -206,16 +205,7 @@ class ResearchLoop:
             elif job.role in ("confirmation", "remeasure"):
                 self._decide(self.ledger.get(exp_id).parent_id or 0)
             return
-        record = result.record
-        extra: dict[str, Any] = {}
-        if result.worker != "inline":
-            extra.update(worker=result.worker, device=result.device)
-        if isinstance(result.spec.abort, AbortSpec) and result.spec.abort.shadow:
-            extra["abort_shadow"] = True  # never killed: what it really scored calibrates the abort rule
-        if record.status is Status.ABORTED:
-            extra["reward_from_prediction"] = True  # no val_bpb: the agent learns from the predicted one
-        if extra:
-            record = replace(record, summary={**record.summary, **extra})
+        record = result.annotated_record()
         faults.point("experiment_ran")
         self.campaign.finish(result.spec, record, role=job.role, keep_checkpoint=True)
         if job.role == "calibration":
@@ -349,8 +339,6 @@ class ResearchLoop:
         if self.memory.save(force):
             self.ledger.set_meta(agent_updates=self.proposer.updates)  # type: ignore[attr-defined]
 
-    # ---- early abort -------------------------------------------------------------------------------
-
     # ---- the self-audit ----------------------------------------------------------------------------
 
     def _audits(self) -> bool:
@@ -420,16 +408,7 @@ class ResearchLoop:
         if verdict.kept:
             assert verdict.score is not None
             meta["incumbent"] = Incumbent(exp_id, row.commit_sha, verdict.score, row.source_hash).to_json()
-        faults.point("before_decision")
-        self.ledger.decide(exp_id, verdict.status, verdict.reward, **meta)
-        faults.point("decided")
-        if verdict.kept:
-            self.history.keep(row.commit_sha)
-            if inc.sha != self.ledger.meta().get("base_commit"):  # the baseline's model stays: held-out test in the report
-                self.campaign.drop_checkpoint_unless_incumbent(inc.exp_id)
-        else:
-            self.campaign.drop_checkpoint_unless_incumbent(exp_id)
-        write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
+        self.campaign.decide(exp_id, verdict.status, verdict.reward, replaced=(inc.exp_id, inc.sha), **meta)
         transition = next(t for t in reversed(self.transitions()) if t.exp_id == exp_id)
         self.memory.observe(transition)
         self.events.experiment_finished(self.ledger.get(exp_id), verdict.status.value)

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
@@ -45,6 +45,18 @@ class JobResult:
     started_at: float
     finished_at: float
     lost: str = ""  # why the worker was lost, when it was
+
+    def annotated_record(self) -> ExperimentRecord:
+        """The worker's record, its summary noting where it ran and how its score may be read."""
+        assert self.record is not None, "a lost worker left no record"
+        extra: dict[str, Any] = {}
+        if self.worker != "inline":
+            extra.update(worker=self.worker, device=self.device)
+        if getattr(self.spec.abort, "shadow", False):
+            extra["abort_shadow"] = True  # never killed: what it really scored calibrates the abort rule
+        if self.record.status is Status.ABORTED:
+            extra["reward_from_prediction"] = True  # no val_bpb: the agent learns from the predicted one
+        return replace(self.record, summary={**self.record.summary, **extra}) if extra else self.record
 
 
 @dataclass(frozen=True)
