@@ -78,7 +78,10 @@ def improvement_iterations(history: Sequence[Transition], margin: float) -> tupl
 
 def worker_losses(rows: Rows, exp_id: int) -> int:
     """How many runs of this candidate (it and the retries before it) ended with a lost worker."""
-    by_id = {r.id: r for r in rows}
+    return _losses({r.id: r for r in rows}, exp_id)
+
+
+def _losses(by_id: Mapping[int, ExperimentRow], exp_id: int) -> int:
     losses, row = 0, by_id.get(exp_id)
     while row is not None:
         losses += row.error.startswith("worker lost")
@@ -104,8 +107,9 @@ def undecided_candidates(rows: Rows) -> list[int]:
 def interrupted_candidates(rows: Rows, max_worker_losses: int) -> list[int]:
     """Interrupted candidates not re-run yet, unless their worker died too often (they may be what kills it)."""
     retried = {r.retry_of for r in rows if r.retry_of is not None}
+    by_id = {r.id: r for r in rows}
     return [r.id for r in rows if r.role == "candidate" and r.status is Status.INTERRUPTED and r.id not in retried
-            and worker_losses(rows, r.id) < max_worker_losses]
+            and _losses(by_id, r.id) < max_worker_losses]
 
 
 def calibration_facts(rows: Rows, wanted: int, noise: NoiseConfig, keep: KeepRule) -> dict[str, Any] | None:

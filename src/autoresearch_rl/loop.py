@@ -20,7 +20,8 @@ incumbent's score only ever improves, whatever order results arrive in).
 What the loop only orchestrates lives beside it: `campaign_view.py` (pure reads of the ledger),
 `keep_decision.py` (the verdict on a finished candidate), `experiment_plan.py` (what each kind of
 experiment runs, with which seed), `materialise.py` (a proposal becomes the train.py that runs),
-`agent/checkpoint.py` (the proposer's memory), `selfeval/` (early abort, audit, drift). The proposer learns in an explicit step: `update(state)` when `ready()`, before a proposal.
+`agent/checkpoint.py` (the proposer's memory), `selfeval/` (early abort, audit, drift). The
+proposer learns in an explicit step: `update(state)` when `ready()`, before a proposal.
 
 Roles in the ledger: `calibration` (the unmodified base train.py with distinct seeds: the noise
 sigma and the starting incumbent), `candidate` (one iteration: one proposal), `confirmation` (a
@@ -45,7 +46,6 @@ from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Trans
 from autoresearch_rl.backends.base import Backend, JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign
-
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.keep_decision import judge_candidate
