@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="meta-train the PPO policy across simulated campaigns (the shipped weights)")
     p.add_argument("--out", default=str(META_WEIGHTS), help="weights file (a .json and a .png are written beside it)")
-    for name, kind in (("updates", int), ("episodes-per-update", int), ("horizon", int), ("learning-rate", float),
+    for name, kind in (("updates", int), ("episodes-per-update", int), ("group", int), ("horizon", int),
+                       ("learning-rate", float),
                        ("entropy-coef", float), ("eval-every", int), ("eval-seeds", int), ("workers", int), ("seed", int)):
         p.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind, default=None)
     p.set_defaults(func=cmd_pretrain)
@@ -312,8 +313,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         config = PretrainConfig(**values)
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad pretraining setting: {exc}") from exc
-    if config.updates < 1 or config.episodes_per_update < 1 or config.horizon < 5 or config.workers < 1:
-        raise UserError("--updates, --episodes-per-update and --workers must be >= 1 and --horizon >= 5")
+    if min(config.updates, config.episodes_per_update, config.group, config.workers) < 1 or config.horizon < 5:
+        raise UserError("--updates, --episodes-per-update, --group and --workers must be >= 1 and --horizon >= 5")
     record = pretrain(config, Path(args.out))
     console.print(f"wrote {args.out} ({record['episodes']} episodes in {record['seconds']:.0f} s), "
                   f"{Path(args.out).with_suffix('.json')} and {Path(args.out).with_suffix('.png')}")

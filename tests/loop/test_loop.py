@@ -216,7 +216,7 @@ def _outcomes(run_dir: Path) -> list[tuple]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory, smoke_cache: Path) -> dict[str, Path]:
     runs = {}
-    for agent in ("ppo", "tpe"):
+    for agent in ("ppo", "tpe", "ppo_meta"):
         run_dir = tmp_path_factory.mktemp(f"reference-{agent}") / "run"
         done = _drive(run_dir, smoke_cache, agent)
         assert done.returncode == 0, done.stderr
@@ -231,6 +231,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, smoke_cache: Path) -
     ("ppo", "checkpoint_written:1"),  # checkpoint written to a temp file, not yet in place
     ("ppo", "decided:8"),  # decided in the ledger, git and the agent not yet told
     ("tpe", "before_decision:5"),
+    ("ppo_meta", "decided:6"),  # a space agent: its state is the ledger's history, folded again on resume
 ])
 def test_killed_campaign_resumes_to_the_uninterrupted_result(agent: str, kill_at: str, tmp_path: Path,
                                                              smoke_cache: Path, uninterrupted: dict[str, Path]) -> None:

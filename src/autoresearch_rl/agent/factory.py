@@ -6,7 +6,7 @@ from autoresearch_rl.agent.protocol import Proposer
 from autoresearch_rl.decision import KeepRule
 from autoresearch_rl.target.space import ActionSpace
 
-AGENTS = ("ppo", "random", "greedy", "tpe")
+AGENTS = ("ppo", "random", "greedy", "tpe", "ppo_meta", "evolution", "gp_local")
 
 
 def make_proposer(name: str, base_source: str, space: ActionSpace, seed: int = 0, reward_clip: float = 5.0) -> Proposer:
@@ -27,6 +27,10 @@ def make_proposer(name: str, base_source: str, space: ActionSpace, seed: int = 0
         from autoresearch_rl.agent.tpe import TPEProposer
 
         return TPEProposer(base_source, seed, device=space.device)
+    if name in ("ppo_meta", "evolution", "gp_local"):  # the simulated campaigns' agents, on the train.py's constants
+        from autoresearch_rl.agent.space_agent import SpaceAgentProposer
+
+        return SpaceAgentProposer(name, base_source, seed, device=space.device)
     raise ValueError(f"unknown agent {name!r}; choose one of {', '.join(AGENTS)}")
 
 

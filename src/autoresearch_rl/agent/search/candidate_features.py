@@ -2,7 +2,7 @@
 
 Candidates: the incumbent's one-knob neighbours, a seeded sample of larger moves (two-knob edits and
 fresh random configurations: a way out of a neighbourhood that no longer clears the keep margin),
-a re-measurement of the incumbent, and (when one exists) another run of the best challenger (the measured configuration whose mean beats the
+draws from TPE's model of where the good configurations are, a re-measurement of the incumbent, and (when one exists) another run of the best challenger (the measured configuration whose mean beats the
 incumbent's most): noise-aware search may buy evidence instead of trying a new edit. Every number
 is a count, a fraction, a probability, or a value in units of the calibrated noise sigma, and no knob
 is named: multiplying the objective by 10 or shifting it changes no feature, so a policy trained on
@@ -24,6 +24,8 @@ Per candidate (CANDIDATE_FEATURES, in this order):
     move            |index step| / (choices - 1) along the knob's ordered choices (one-knob edits)
     distance        knobs changed / knobs
     bias            1
+    tpe_rank        rank of TPE's density ratio l(x)/g(x) among the candidates, in [0, 1] (`parzen.py`)
+    tpe_sample      1 for a draw from l(x) (the good configurations' choices recombined)
 Per campaign (CAMPAIGN_FEATURES): budget used, iterations since the last keep (squashed), crash
 fraction, log1p(incumbent measurements) / 3, the best challenger's measured gain / 5, and the spread
 of all measurements in sigma (log1p / 3: how large effects are against the noise).
@@ -35,14 +37,17 @@ import math
 from collections import defaultdict
 
 import numpy as np
+from scipy.stats import rankdata
 
+from autoresearch_rl.agent.search.parzen import ParzenRatio
 from autoresearch_rl.agent.search.surrogate import AdditiveSurrogate
 from autoresearch_rl.core.space import Config, DiscreteSpace
 from autoresearch_rl.core.state import CampaignState
 
-CANDIDATE_FEATURES = 15
+CANDIDATE_FEATURES = 17
 TWO_KNOB_SAMPLES = 8  # larger moves offered at each step
 RANDOM_SAMPLES = 4
+TPE_SAMPLES = 8
 CAMPAIGN_FEATURES = 6
 CLIP = 5.0
 KEEP_MARGIN_SIGMAS = 2.0  # the keep rule's margin (decision.KeepRule default)
@@ -76,9 +81,12 @@ def best_challenger(state: CampaignState) -> tuple[Config | None, float]:
     return best, gain
 
 
-def featurise(space: DiscreteSpace, state: CampaignState, horizon: int
+def featurise(space: DiscreteSpace, state: CampaignState, horizon: int, fresh_only: bool = False
               ) -> tuple[list[tuple[Config, str]], np.ndarray, np.ndarray]:
-    """(candidates as (config, kind), (n, CANDIDATE_FEATURES), (CAMPAIGN_FEATURES,))."""
+    """(candidates as (config, kind), (n, CANDIDATE_FEATURES), (CAMPAIGN_FEATURES,)).
+
+    `fresh_only` offers only configurations never measured (no re-measurement, no challenger): where
+    the loop buys evidence by itself and would refuse code that already ran (`arl run`)."""
     sigma = state.sigma or 0.0
     scale = sigma if sigma > 0 else 1.0
     inc = state.incumbent
@@ -117,10 +125,28 @@ def featurise(space: DiscreteSpace, state: CampaignState, horizon: int
         if c not in seen:
             seen.add(c)
             cands.append((c, "edit"))
+    means = {c: sum(runs) / len(runs) for c, runs in state.measured.items()}
+    parzen = ParzenRatio(space, means, {c for c, v in state.observations if v is None})
+    tpe_drawn: set[Config] = set()
+    if parzen.informed:
+        for c in parzen.sample(rng, TPE_SAMPLES):
+            if c not in seen:
+                seen.add(c)
+                tpe_drawn.add(c)
+                cands.append((c, "edit"))
     challenger, challenger_gain = best_challenger(state)
-    if challenger is not None:
-        cands.append((challenger, "challenger"))
-    cands.append((inc, "remeasure"))
+    if fresh_only:
+        cands = [(c, kind) for c, kind in cands if c not in state.measurement_counts]
+        while not cands:  # every offered configuration ran: a fresh random one (a finite space may be exhausted)
+            if len(state.measurement_counts) >= space.size:
+                raise RuntimeError("every configuration of the space has been measured")
+            c = space.random_config(rng)
+            if c not in state.measurement_counts:
+                cands.append((c, "edit"))
+    else:
+        if challenger is not None:
+            cands.append((challenger, "challenger"))
+        cands.append((inc, "remeasure"))
     configs = [c for c, _ in cands]
     mean, sd = model.predict(configs + [inc])
     gain = mean[-1] - mean[:-1]  # predicted improvement over the incumbent, sigma units
@@ -129,6 +155,9 @@ def featurise(space: DiscreteSpace, state: CampaignState, horizon: int
     p_clear = _cdf((gain - KEEP_MARGIN_SIGMAS) / spread)
     z = gain / np.maximum(sd, 1e-9)
     ei = gain * _cdf(z) + sd * _phi(z)
+    ratio = parzen.log_ratio(configs)
+    tpe_rank = ((rankdata(ratio) - 1) / max(1, len(cands) - 1) if parzen.informed
+                else np.full(len(cands), 0.5))  # ties share their average rank
 
     rows = np.zeros((len(cands), CANDIDATE_FEATURES), dtype=np.float32)
     for i, (config, kind) in enumerate(cands):
@@ -144,7 +173,8 @@ def featurise(space: DiscreteSpace, state: CampaignState, horizon: int
                    _clip(knob_best[k]) if k is not None and knob_tries[k] else 0.0,
                    crashes / tries if tries else 0.0, float(kind == "remeasure"), float(kind == "challenger"),
                    abs(config[k] - inc[k]) / max(1, space.sizes[k] - 1) if k is not None else 0.0,
-                   sum(a != b for a, b in zip(config, inc)) / len(space), 1.0)
+                   sum(a != b for a, b in zip(config, inc)) / len(space), 1.0, float(tpe_rank[i]),
+                   float(config in tpe_drawn))
     since = state.iterations_since_improvement
     campaign = np.array([min(1.0, state.iterations / max(1, horizon)), since / (since + 10.0), state.crash_fraction,
                          math.log1p(len(state.incumbent_values)) / 3, _clip(challenger_gain),

@@ -25,9 +25,9 @@ from autoresearch_rl.core.space import DiscreteSpace
 from autoresearch_rl.core.state import CampaignState, Experiment
 
 # untried, measured, measured_gain, predicted_gain, predicted_sd, p_clear, ei, knob_tries, knob_best, crash_rate,
-# remeasure, challenger, move, distance, bias: a local searcher that tries untried edits the surrogate likes,
-# avoids crashes, and rarely jumps far
-PRIOR = (3.0, 0.0, 3.0, 3.0, 0.0, 6.0, 6.0, 0.0, 1.5, -9.0, -9.0, 0.0, 0.0, -3.0, 0.0)
+# remeasure, challenger, move, distance, bias, tpe_rank, tpe_sample: a local searcher that tries untried edits the
+# surrogate likes, avoids crashes, rarely jumps far, and leans towards where TPE sees the good configurations
+PRIOR = (3.0, 0.0, 3.0, 3.0, 0.0, 6.0, 6.0, 0.0, 1.5, -9.0, -9.0, 0.0, 0.0, -3.0, 0.0, 9.0, 3.0)
 
 
 class CandidateScorer(nn.Module):
@@ -63,10 +63,11 @@ class CandidatePPO:
     name = "ppo"
 
     def __init__(self, space: DiscreteSpace, seed: int = 0, horizon: int = 200, config: PPOConfig | None = None,
-                 rollout: int = 32, learn: bool = True, record_all: bool = False) -> None:
+                 rollout: int = 32, learn: bool = True, record_all: bool = False, fresh_only: bool = False) -> None:
         self.space, self.seed, self.horizon, self.rollout, self.learn = space, seed, horizon, rollout, learn
         self.recorded: list[tuple[int, _Step]] = []  # record_all: every (exp id, step), for meta-training
         self.record_all = record_all
+        self.fresh_only = fresh_only  # offer only never-measured configurations (featurise)
         self.config = config or PPOConfig(learning_rate=3e-4, gamma=0.9, gae_lambda=0.95)
         torch.manual_seed(seed)
         self.net = CandidateScorer()
@@ -88,7 +89,7 @@ class CandidatePPO:
                             "re-run `arl pretrain`") from exc
 
     def propose(self, state: CampaignState) -> Proposal:
-        cands, rows, campaign = featurise(self.space, state, self.horizon)
+        cands, rows, campaign = featurise(self.space, state, self.horizon, self.fresh_only)
         with torch.no_grad():
             logits = self.net.logits(torch.from_numpy(rows), torch.from_numpy(campaign))
             probs = torch.softmax(logits, -1).double().numpy()
@@ -126,7 +127,7 @@ class CandidatePPO:
         old_logprob = torch.tensor([s.logprob for s in steps])
         values = torch.tensor([s.value for s in steps])
         rewards = torch.tensor([s.reward or 0.0 for s in steps])
-        _, _, next_campaign = featurise(self.space, state, self.horizon)
+        _, _, next_campaign = featurise(self.space, state, self.horizon, self.fresh_only)
         with torch.no_grad():
             next_value = self.net.value(torch.from_numpy(next_campaign))
         advantages, returns = gae(rewards, values, next_value, self.config.gamma, self.config.gae_lambda)

@@ -4,8 +4,14 @@ One episode is one campaign of `horizon` runs on a training task (a randomised s
 a public table), through the real in-memory loop and keep rule. The policy picks each proposal; the
 reward of a step is the drop of the incumbent's **true** normalised regret until the next step
 (privileged information, available in simulation only), so the return of an episode is how much of
-the start's regret the campaign removed. gamma = 1 (finite episodes), GAE lambda 0.95, the clipped
-PPO objective of `agent/ppo.py`, value head on campaign features. Episodes are collected in parallel
+the start's regret the campaign removed. gamma = 1 (finite episodes), the clipped PPO objective of
+`agent/ppo.py`, value head on campaign features.
+
+Advantages come from paired episodes: each rollout runs `group` campaigns on the same task instance
+(same landscape, start and noise stream), differing only in the policy's own sampling, and a step's
+advantage is its return-to-go minus the group's mean return-to-go at that step. What a task or a
+lucky noise draw gives every episode cancels; what remains is what the choices did. (With `group`
+1: GAE, lambda 0.95, on the value head.) Episodes are collected in parallel
 processes with the current weights; held-out tasks are only ever evaluated, never trained on.
 
     arl pretrain --out src/autoresearch_rl/agent/weights/ppo_meta.pt     # the shipped weights
@@ -29,8 +35,8 @@ TRAIN_TASKS = ("synthetic", "nb201:cifar10", "hpobench:car", "hpobench:phoneme",
                "hpobench:australian")
 HELD_OUT_TASKS = ("nb201:cifar100", "nb201:imagenet", "hpobench:kc1", "hpobench:segment",
                   "hpobench:blood_transfusion", "hpobench:credit_g")
-CLI_FLAGS = ("updates", "episodes_per_update", "horizon", "learning_rate", "entropy_coef", "eval_every", "eval_seeds",
-             "workers", "seed")  # what `arl pretrain` takes: the recorded command reproduces the weights
+CLI_FLAGS = ("updates", "episodes_per_update", "group", "horizon", "learning_rate", "entropy_coef", "eval_every",
+             "eval_seeds", "workers", "seed")  # what `arl pretrain` takes: the recorded command reproduces the weights
 TRAIN_SEED_BASE = 1_000_000  # training episodes use seeds from here: the benchmark's seeds 0..N are unseen
 
 
@@ -38,6 +44,7 @@ TRAIN_SEED_BASE = 1_000_000  # training episodes use seeds from here: the benchm
 class PretrainConfig:
     updates: int = 150  # PPO updates
     episodes_per_update: int = 32  # campaigns per rollout
+    group: int = 4  # campaigns per task instance in a rollout (paired baseline); 1: GAE on the value head
     horizon: int = 100  # runs per campaign (the episode length)
     learning_rate: float = 1e-3
     gamma: float = 1.0
@@ -94,7 +101,8 @@ def run_episode(job: dict[str, Any]) -> dict[str, Any]:
 
     landscape = task_landscape(job["task"], job["seed"])
     campaign = build_campaign(landscape, "ppo_prior", job["seed"], job["horizon"], MemoryStore(), task=job["task"])
-    agent = CandidatePPO(landscape.space, seed=job["seed"], horizon=job["horizon"], learn=False, record_all=True)
+    agent = CandidatePPO(landscape.space, seed=job.get("policy_seed", job["seed"]), horizon=job["horizon"], learn=False,
+                         record_all=True)
     agent.net.load_state_dict(torch.load(io.BytesIO(job["weights"]), weights_only=True))
     campaign.proposer = agent
     state = Loop(campaign).run()
@@ -105,7 +113,24 @@ def run_episode(job: dict[str, Any]) -> dict[str, Any]:
         nxt = steps[i + 1][0] if i + 1 < len(steps) else len(state.experiments)
         out.append({"cands": step.cands, "campaign": step.campaign, "action": step.action, "logprob": step.logprob,
                     "value": step.value, "reward": regret[exp] - regret[nxt], "done": i + 1 == len(steps)})
-    return {"task": job["task"], "seed": job["seed"], "steps": out, "final_regret": regret[-1]}
+    return {"task": job["task"], "seed": job["seed"], "group": job.get("group"), "steps": out,
+            "final_regret": regret[-1]}
+
+
+def paired_advantages(returns: list, groups: list) -> list:
+    """Each step's return-to-go minus the mean, over its group's episodes that reached that step, of theirs."""
+    import torch
+
+    out = []
+    for i, ret in enumerate(returns):
+        peers = [returns[j] for j in range(len(returns)) if groups[j] == groups[i]]
+        n = max(len(p) for p in peers)
+        total, count = torch.zeros(n), torch.zeros(n)
+        for p in peers:
+            total[:len(p)] += p
+            count[:len(p)] += 1
+        out.append(ret - (total / count)[:len(ret)])
+    return out
 
 
 def _weights_bytes(net) -> bytes:
@@ -131,6 +156,8 @@ def ppo_update(net, optimizer, episodes: list[dict], config: PretrainConfig, rng
         a, ret = gae(r, v, 0.0, config.gamma, config.gae_lambda)
         adv_parts.append(a)
         ret_parts.append(ret)
+    if config.group > 1:
+        adv_parts = paired_advantages(ret_parts, [ep["group"] for ep in episodes])
     advantages, returns = torch.cat(adv_parts), torch.cat(ret_parts)
     n_max = max(len(s["cands"]) for s in steps)
     width = steps[0]["cands"].shape[1]
@@ -200,11 +227,13 @@ def pretrain(config: PretrainConfig, out: Path, progress: bool = True, tasks: tu
             if update == config.updates:
                 break
             jobs = []
-            for _ in range(config.episodes_per_update):
+            for instance in range(max(1, config.episodes_per_update // config.group)):
                 task = tasks[int(rng.integers(len(tasks)))]
-                jobs.append({"task": task, "seed": TRAIN_SEED_BASE + episode_counter, "horizon": config.horizon,
-                             "weights": weights})
-                episode_counter += 1
+                seed = TRAIN_SEED_BASE + episode_counter
+                for member in range(config.group):  # the same task instance; the policy samples differently
+                    jobs.append({"task": task, "seed": seed, "policy_seed": seed * 64 + member, "group": instance,
+                                 "horizon": config.horizon, "weights": weights})
+                    episode_counter += 1
             episodes = run_all(jobs)
             metrics = ppo_update(net, optimizer, episodes, config, rng)
             curve.append({"update": update + 1, "return": float(np.mean([sum(s["reward"] for s in ep["steps"]) for ep in episodes])),

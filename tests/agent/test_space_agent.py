@@ -1,0 +1,102 @@
+"""The simulated campaigns' agents on a real train.py: its constants as a discrete space, the ledger as their state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from autoresearch_rl.agent.protocol import SearchState, Transition
+from autoresearch_rl.agent.search.registry import META_WEIGHTS
+from autoresearch_rl.agent.space_agent import SpaceAgentProposer, mirror_state
+from autoresearch_rl.experiment import Status
+from autoresearch_rl.target import template_source
+from autoresearch_rl.target.edits import EditError
+from autoresearch_rl.target.grid import config_of, knob_choices, train_py_space
+from autoresearch_rl.target.knobs import Knob, SearchSpec
+from autoresearch_rl.target.params import apply_params
+from autoresearch_rl.target.space import ActionSpace
+
+BASE = template_source()
+SPACE, START = train_py_space(BASE, "cpu")
+
+
+def test_the_base_file_is_the_start_configuration_of_its_space() -> None:
+    source, description = apply_params(BASE, SPACE.values(START))
+    assert source == BASE and description == "config: the base configuration"
+    assert config_of(SPACE, SPACE.values(START)) == START
+    assert "COMPILE" not in SPACE.knobs  # declared for cuda only: nothing to move on cpu
+    assert "COMPILE" in train_py_space(BASE, "cuda")[0].knobs
+
+
+@pytest.mark.parametrize(("spec", "value", "expected"), [
+    (SearchSpec("choice", choices=(1, 2)), 3, (1, 2, 3)),
+    (SearchSpec("bool", choices=(False, True)), True, (False, True)),
+    (SearchSpec("log-int", low=2, high=64), 12, (3, 6, 12, 24, 48)),
+    (SearchSpec("int", low=1, high=4), 2, (1, 2, 3, 4)),
+    (SearchSpec("int", low=0, high=600), 7, (0, 7, 100, 200, 300, 400, 500, 600)),
+    (SearchSpec("log", low=0.001, high=1.0), 0.02, (0.001, 0.003162, 0.01, 0.02, 0.03162, 0.1, 0.3162, 1.0)),
+    (SearchSpec("linear", low=0.0, high=0.6), 0.1, (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)),
+])
+def test_each_kind_of_constant_gets_ordered_choices_with_its_value(spec: SearchSpec, value, expected) -> None:
+    assert knob_choices(Knob("X", value, spec)) == expected
+
+
+def _state(history: tuple[Transition, ...], sigma: float = 0.01, index: int | None = None) -> SearchState:
+    space = ActionSpace.for_source(BASE, device="cpu")
+    return SearchState(incumbent_source=BASE, incumbent_hash="h", incumbent_val_bpb=2.0, base_source=BASE,
+                       space=space, mask=tuple(True for _ in range(len(space))), history=history,
+                       noise_sigma=sigma, budget_used=0.1, proposal_index=index)
+
+
+def _move(config: tuple[int, ...], knob: str, step: int = 1) -> dict:
+    k = SPACE.knobs.index(knob)
+    moved = list(config)
+    moved[k] = (moved[k] + step) % SPACE.sizes[k]
+    return SPACE.values(tuple(moved))
+
+
+def _transition(i: int, params: dict | None, status: Status, val: float | None, reward: float) -> Transition:
+    return Transition(exp_id=10 + i, iteration=i, operator="config", arg="", kind="config", status=status,
+                      val_bpb=val, reward=reward, incumbent_val_bpb=2.0, parent_hash="h", params=params)
+
+
+HISTORY = (
+    _transition(0, _move(START, "DEPTH"), Status.KEPT, 1.9, 5.0),
+    _transition(1, _move(START, "MATRIX_LR"), Status.DISCARDED, 2.01, -1.0),
+    _transition(2, _move(START, "BATCH_SIZE"), Status.CRASHED, None, -5.0),
+    _transition(3, _move(START, "DEPTH"), Status.INVALID_EDIT, None, -5.0),  # a twin: answered from the ledger
+    _transition(4, None, Status.DISCARDED, 2.05, -2.0),  # an operator edit: outside the configuration view
+)
+
+
+def test_the_mirror_is_the_ledger_history_in_core_events() -> None:
+    mirror = mirror_state(SPACE, START, 3, _state(HISTORY))
+    edits = [e for e in mirror.experiments if e.kind == "edit"]
+    assert [e.outcome for e in edits] == ["scored", "scored", "crashed"]
+    assert [e.verdict for e in edits] == ["kept", "discarded", "failed"]
+    assert mirror.incumbent == config_of(SPACE, HISTORY[0].params) and mirror.incumbent_value == 1.9
+    assert mirror.baseline == 2.0 and mirror.sigma == 0.01 and mirror.iterations == 3
+    assert edits[1].parent == edits[0].exp  # proposed against the kept incumbent
+
+
+@pytest.mark.skipif(not META_WEIGHTS.is_file(), reason="the meta-trained weights are not built (arl pretrain)")
+@pytest.mark.parametrize("agent", ["ppo_meta", "evolution", "gp_local"])
+def test_proposals_are_unmeasured_deterministic_and_scale_free(agent: str) -> None:
+    proposer = SpaceAgentProposer(agent, BASE, seed=4, device="cpu")
+    state = _state(HISTORY)
+    first = proposer.propose(state)
+    assert first == SpaceAgentProposer(agent, BASE, seed=4, device="cpu").propose(state)  # a pure function of the ledger
+    config = config_of(SPACE, first.params)
+    measured = {config_of(SPACE, t.params) for t in HISTORY if t.params is not None} | {START}
+    if agent == "ppo_meta":
+        assert config not in measured  # never offered code that already ran
+    try:
+        apply_params(BASE, first.params)
+    except EditError as exc:  # a value that breaks a `divides` relation: refused by the loop, penalised
+        assert "divides" in str(exc)
+    # val_bpb x10 + 3 (and the noise with it): the same decision
+    scaled = tuple(replace(t, val_bpb=None if t.val_bpb is None else 10 * t.val_bpb + 3,
+                           incumbent_val_bpb=10 * t.incumbent_val_bpb + 3) for t in HISTORY)
+    scaled_state = replace(_state(scaled, sigma=0.1), incumbent_val_bpb=23.0)
+    assert proposer.propose(scaled_state).params == first.params
