@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--landscape", default="synthetic", help="comma-separated task names (see the module doc)")
     parser.add_argument("--agents", default=DEFAULT_AGENTS, help="comma-separated; also ppo_frozen")
     parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are FIRST..FIRST+SEEDS-1 (fresh seeds confirm a result chosen on others)")
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--out", default=None, help="JSON result (a PNG is written beside it)")
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="--durable: where the run directories go (default: a temp dir)")
     args, rest = parser.parse_known_args(argv)
     if args.landscape == "cpu-tiny":  # the real proxy: train.py campaigns of the `arl run` loop
+        if args.first_seed:
+            parser.error("--first-seed applies to simulated landscapes only")
         import search_durable
 
         forwarded = ["--landscape", args.landscape, "--seeds", str(args.seeds), "--iters", str(args.iters),
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         root = str(Path(args.root).resolve() if args.root else Path(tempfile.mkdtemp(prefix="arl-durable-")))
         print(f"durable campaigns in {root}")
     jobs = [{"task": t, "seed": s, "agents": agents, "iters": args.iters, "root": root}
-            for t in tasks for s in range(args.seeds)]
+            for t in tasks for s in range(args.first_seed, args.first_seed + args.seeds)]
     started = time.perf_counter()
     results: list[dict] = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -249,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         from autoresearch_rl import __version__
 
-        meta = {"version": __version__, "tasks": tasks, "agents": agents, "seeds": args.seeds, "iterations": args.iters,
+        meta = {"version": __version__, "tasks": tasks, "agents": agents, "seeds": args.seeds,
+                "first_seed": args.first_seed, "iterations": args.iters,
                 "checkpoints": [t for t in CHECKPOINTS if t <= args.iters], "git_sha": git_sha(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
                 "python": platform.python_version(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -25,7 +25,8 @@ from autoresearch_rl.core.state import CampaignState
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.target.grid import config_of, train_py_space
 
-SPACE_AGENTS = {"ppo_meta": "ppo_meta_frozen", "evolution": "evolution", "gp_local": "gp_local"}  # arl name -> search agent
+# `arl run --agent` name -> the search agent (`agent/search/registry.py`)
+SPACE_AGENTS = {"ppo_meta": "ppo_meta_frozen", "evolution": "evolution", "gp_local": "gp_local"}
 DEFAULT_HORIZON = 100  # the meta-training episode length, until the budget used says otherwise
 
 

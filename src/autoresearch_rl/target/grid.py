@@ -44,7 +44,8 @@ def knob_choices(knob: Knob) -> tuple[Any, ...]:
             sorted({round(low + i * (high - low) / (POINTS - 1)) for i in range(POINTS)})
         return tuple(sorted(set(ints) | {int(value)}))
     if s.kind == "log" and s.low > 0:
-        grid = [math.exp(math.log(s.low) + i * (math.log(s.high) - math.log(s.low)) / (POINTS - 1)) for i in range(POINTS)]
+        low, high = math.log(s.low), math.log(s.high)
+        grid = [math.exp(low + i * (high - low) / (POINTS - 1)) for i in range(POINTS)]
     else:
         grid = [s.low + i * (s.high - s.low) / (POINTS - 1) for i in range(POINTS)]
     floats = {float(f"{g:.4g}") for g in grid} | {value}

@@ -2,7 +2,8 @@
 
 Candidates: the incumbent's one-knob neighbours, a seeded sample of larger moves (two-knob edits and
 fresh random configurations: a way out of a neighbourhood that no longer clears the keep margin),
-draws from TPE's model of where the good configurations are, a re-measurement of the incumbent, and (when one exists) another run of the best challenger (the measured configuration whose mean beats the
+draws from TPE's model of where the good configurations are, a re-measurement of the incumbent, and
+(when one exists) another run of the best challenger (the measured configuration whose mean beats the
 incumbent's most): noise-aware search may buy evidence instead of trying a new edit. Every number
 is a count, a fraction, a probability, or a value in units of the calibrated noise sigma, and no knob
 is named: multiplying the objective by 10 or shifting it changes no feature, so a policy trained on
