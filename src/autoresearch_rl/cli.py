@@ -158,7 +158,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not any(space.mask(base)):
             raise UserError("the base train.py has no tunable constant its code reads: declare module-level UPPER_CASE "
                             "constants such as `LR = 0.01  # search: log 0.001..0.1` (README: your own train.py)")
-        proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
+        try:
+            proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
+        except ValueError as exc:  # e.g. a configuration-space agent on a file whose only edits are structural
+            raise UserError(f"--agent {args.agent}: {exc}") from exc
         resumed = bool(campaign.ledger.experiments())
         console.print(f"{'resuming' if resumed else 'starting'} campaign {campaign.run_dir} | preset {campaign.preset.name} "
                       f"| agent {args.agent} | budget {campaign.preset.time_budget_s:.0f} s per experiment | "

@@ -100,3 +100,9 @@ def test_proposals_are_unmeasured_deterministic_and_scale_free(agent: str) -> No
                            incumbent_val_bpb=10 * t.incumbent_val_bpb + 3) for t in HISTORY)
     scaled_state = replace(_state(scaled, sigma=0.1), incumbent_val_bpb=23.0)
     assert proposer.propose(scaled_state).params == first.params
+
+
+def test_a_file_without_constants_it_reads_is_a_clear_error() -> None:
+    source = "UNUSED = 3  # search: int 1..5\nprint('hello')\n"
+    with pytest.raises(ValueError, match="no tunable constants"):
+        SpaceAgentProposer("evolution", source)
