@@ -107,3 +107,13 @@ def test_the_surrogate_fits_any_noise_scale_without_failing(sigma: float) -> Non
     configs = [(0, 0), (1, 0), (2, 1), (0, 0)]
     mean, sd = AdditiveSurrogate(space).fit(configs, [1.0, 2.0, 3.0, 1.0], sigma).predict([(2, 0), (1, 1)])
     assert np.isfinite(mean).all() and np.isfinite(sd).all() and (sd > 0).all()
+
+
+def test_paired_advantages_subtract_the_groups_mean_return_to_go_at_each_step() -> None:
+    from autoresearch_rl.agent.search.pretrain import paired_advantages
+
+    returns = [torch.tensor([1.0, 1.0]), torch.tensor([3.0]), torch.tensor([5.0, 2.0])]
+    adv = paired_advantages(returns, [0, 0, 1])
+    assert torch.allclose(adv[0], torch.tensor([-1.0, 0.0]))  # step 1: only it reached that step in its group
+    assert torch.allclose(adv[1], torch.tensor([1.0]))
+    assert torch.allclose(adv[2], torch.zeros(2))  # alone in its group: nothing to be better than
