@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 
-import libcst as cst
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
-from autoresearch_rl.target.knobs import Knob, discover_knobs
-from autoresearch_rl.target.tokens import read_names
+from autoresearch_rl.target.grid import halvings_and_doublings, searchable_knobs
+from autoresearch_rl.target.knobs import Knob
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +34,7 @@ def knob_distribution(knob: Knob) -> BaseDistribution | None:
     if s.kind == "int":
         return IntDistribution(int(s.low), int(s.high))
     if s.kind == "log-int":  # the doublings and halvings of the value that stay in range
-        value, options = int(knob.value), set()
-        v = value
-        while v >= s.low and v >= 1:
-            options.add(v)
-            if v % 2:
-                break
-            v //= 2
-        v = value
-        while v <= s.high:
-            options.add(v)
-            v *= 2
+        options = halvings_and_doublings(int(knob.value), s.low, s.high)
         return CategoricalDistribution(sorted(options)) if len(options) > 1 else None
     return None
 
@@ -57,11 +46,8 @@ class TPEProposer:
 
     def __init__(self, base_source: str, seed: int = 0, device: str | None = None) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        knobs = discover_knobs(cst.parse_module(base_source))
-        reads = read_names(base_source)
-        wanted = {name: k for name, k in knobs.items()
-                  if name in reads and (device is None or not k.spec.devices or device in k.spec.devices)}
-        self.distributions = {name: d for name, k in wanted.items() if (d := knob_distribution(k)) is not None}
+        self.distributions = {k.name: d for k in searchable_knobs(base_source, device)
+                              if (d := knob_distribution(k)) is not None}
         if not self.distributions:
             raise ValueError("the base train.py has no tunable constants for TPE")
         self.seed = seed

@@ -21,6 +21,29 @@ from autoresearch_rl.target.tokens import read_names
 POINTS = 7  # choices of a float or long integer range (the current value comes on top when it is not one)
 
 
+def halvings_and_doublings(value: int, low: float, high: float) -> set[int]:
+    """A `log-int` constant's reachable values: its halvings (while even) and doublings that stay in range."""
+    options, v = set(), value
+    while v >= low and v >= 1:
+        options.add(v)
+        if v % 2:
+            break
+        v //= 2
+    v = value
+    while v <= high:
+        options.add(v)
+        v *= 2
+    return options
+
+
+def searchable_knobs(base_source: str, device: str | None = None) -> list[Knob]:
+    """The constants `base_source` reads, except those declared for other devices than `device`."""
+    knobs = discover_knobs(cst.parse_module(base_source))
+    reads = read_names(base_source)
+    return [k for name, k in knobs.items()
+            if name in reads and (device is None or not k.spec.devices or device in k.spec.devices)]
+
+
 def knob_choices(knob: Knob) -> tuple[Any, ...]:
     """The ordered choices of one constant, its current value included."""
     s, value = knob.spec, knob.value
@@ -29,15 +52,7 @@ def knob_choices(knob: Knob) -> tuple[Any, ...]:
         return tuple(options)
     assert s.low is not None and s.high is not None
     if s.kind == "log-int":
-        options, v = {int(value)}, int(value)
-        while v % 2 == 0 and v // 2 >= max(1, s.low):
-            v //= 2
-            options.add(v)
-        v = int(value)
-        while v * 2 <= s.high:
-            v *= 2
-            options.add(v)
-        return tuple(sorted(options))
+        return tuple(sorted(halvings_and_doublings(int(value), s.low, s.high) | {int(value)}))
     if s.kind == "int":
         low, high = int(s.low), int(s.high)
         ints = range(low, high + 1) if high - low < 2 * POINTS else \
@@ -54,11 +69,7 @@ def knob_choices(knob: Knob) -> tuple[Any, ...]:
 
 def train_py_space(base_source: str, device: str | None = None) -> tuple[DiscreteSpace, Config]:
     """The constants `base_source` reads (those worth moving on `device`) as a space, and the base's configuration."""
-    knobs = discover_knobs(cst.parse_module(base_source))
-    reads = read_names(base_source)
-    wanted = [k for name, k in knobs.items()
-              if name in reads and (device is None or not k.spec.devices or device in k.spec.devices)]
-    wanted = [(k, choices) for k in wanted if len(choices := knob_choices(k)) > 1]
+    wanted = [(k, choices) for k in searchable_knobs(base_source, device) if len(choices := knob_choices(k)) > 1]
     if not wanted:
         raise ValueError("the base train.py has no tunable constants to search")
     space = DiscreteSpace(tuple(k.name for k, _ in wanted), tuple(c for _, c in wanted))
