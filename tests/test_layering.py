@@ -43,3 +43,15 @@ def test_selfeval_never_imports_the_runner() -> None:
     offenders = {p.name: sorted(m for m in _imported_modules(p) if m.startswith("autoresearch_rl.runner"))
                  for p in (PACKAGE / "selfeval").glob("*.py")}
     assert not {name: mods for name, mods in offenders.items() if mods}
+
+
+CONTROLLER = ("loop.py", "loop_view.py", "loop_config.py", "restart.py", "experiment_plan.py", "keep_decision.py",
+              "campaign.py", "campaign_view.py", "materialise.py", "core/*.py")
+
+
+def test_the_controller_stays_readable() -> None:
+    """The loop reads top to bottom (at most 300 lines); no controller module passes 400."""
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines())
+             for pattern in CONTROLLER for p in PACKAGE.glob(pattern)}
+    assert sizes["loop.py"] <= 300 and sizes["core/loop.py"] <= 300, sizes
+    assert not {name: n for name, n in sizes.items() if n > 400}

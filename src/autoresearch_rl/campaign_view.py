@@ -10,12 +10,12 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from autoresearch_rl.agent.protocol import Transition
+from autoresearch_rl.agent.protocol import SearchState, Transition
 from autoresearch_rl.decision import KeepRule, NoiseConfig, noise_sigma
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.loop_config import Incumbent
-from autoresearch_rl.oracle import OracleConfig
+from autoresearch_rl.oracle import CampaignProgress, OracleConfig
 from autoresearch_rl.target.space import ActionSpace
 
 Rows = Sequence[ExperimentRow]
@@ -143,3 +143,27 @@ def mask_without_running(space: ActionSpace, source: str, incumbent_hash: str,
         for i in running:
             mask[i] = False
     return tuple(mask)
+
+
+def search_state(rows: Rows, meta: Mapping[str, Any], *, incumbent_source: str, base_source: str,
+                 space: ActionSpace, mask: tuple[bool, ...], oracle: OracleConfig, failure_penalty: float,
+                 elapsed_s: float) -> SearchState:
+    """What the proposer sees (s_t): the incumbent, the decided history, the noise and the budget spent."""
+    inc = incumbent_of(meta)
+    history = tuple(transitions(rows, failure_penalty))
+    used = budget_used(oracle, len(history), elapsed_s, device_hours(rows))
+    return SearchState(incumbent_source=incumbent_source, incumbent_hash=inc.source_hash,
+                       incumbent_val_bpb=inc.val_bpb, base_source=base_source, space=space, mask=mask,
+                       history=history, noise_sigma=float(meta["noise_sigma"]), budget_used=used,
+                       proposal_index=proposals_made(rows))
+
+
+def progress(rows: Rows, meta: Mapping[str, Any], *, failure_penalty: float, elapsed_s: float, proposer: Any,
+             audit: Any) -> CampaignProgress:
+    """What the termination oracle sees; iterations count proposals decided or in flight."""
+    history = transitions(rows, failure_penalty)
+    return CampaignProgress(iterations=max(len(history), proposals_made(rows)), elapsed_hours=elapsed_s / 3600,
+                            device_hours=device_hours(rows),
+                            improvement_iterations=improvement_iterations(history, float(meta.get("keep_margin", 0.0))),
+                            entropy_ratio=getattr(proposer, "last_entropy_ratio", None),
+                            entropy_floor_ratio=getattr(proposer, "entropy_floor_ratio", None), audit=audit)

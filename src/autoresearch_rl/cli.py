@@ -96,7 +96,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
     from autoresearch_rl.agent.factory import default_keep_rule
     from autoresearch_rl.decision import KeepRule, NoiseConfig
-    from autoresearch_rl.loop import LoopConfig
+    from autoresearch_rl.loop_config import LoopConfig
     from autoresearch_rl.oracle import OracleConfig
 
     if args.max_iters is not None and args.max_iters < 0:

@@ -2,28 +2,31 @@
 
 The loop decides *when* to start a calibration run, a candidate, the re-run of an interrupted one, a
 confirmation or a re-measurement of the incumbent; this module says *what* that experiment is, as a
-`Start` (the arguments of `Campaign.start`). Seeds derive from (campaign seed, role, index), so the
-re-run of an interrupted experiment gets the seed it had: a resumed campaign is the one that never
-stopped.
+`Start` (the arguments of `Campaign.start`), from what the ledger records (it only reads it). Seeds
+derive from (campaign seed, role, index), so the re-run of an interrupted experiment gets the seed it
+had: a resumed campaign is the one that never stopped.
+
+Roles in the ledger: `calibration` (the unmodified base train.py with distinct seeds: the noise
+sigma and the starting incumbent), `candidate` (one iteration: one proposal), `confirmation` (a
+re-run of a candidate's train.py with another seed, when its apparent win was small), `remeasure`
+(a re-run of the incumbent: paired with a candidate whose throughput says the machine changed, or
+periodic; see selfeval/drift.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from autoresearch_rl.campaign_view import next_calibration_index
+from autoresearch_rl.campaign_view import incumbent_of, next_calibration_index
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import Status
-from autoresearch_rl.ledger import CandidateHistory, ExperimentRow
-from autoresearch_rl.loop_config import Incumbent, LoopConfig, derive_seed
+from autoresearch_rl.ledger import CandidateHistory, Ledger
+from autoresearch_rl.loop_config import LoopConfig, derive_seed
 from autoresearch_rl.materialise import Materialiser
 from autoresearch_rl.selfeval.accounting import abort_spec_for
 
 MAX_CALIBRATION_ATTEMPTS_FACTOR = 2  # calibration gives up after 2x the requested runs fail
-
-Rows = Sequence[ExperimentRow]
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,10 @@ class Start:
 
 
 class ExperimentPlanner:
-    def __init__(self, config: LoopConfig, history: CandidateHistory, materialiser: Materialiser,
+    def __init__(self, config: LoopConfig, ledger: Ledger, history: CandidateHistory, materialiser: Materialiser,
                  budget_s: float) -> None:
         self.config = config
+        self.ledger = ledger
         self.history = history
         self.materialiser = materialiser
         self.base_source = materialiser.base_source
@@ -62,11 +66,11 @@ class ExperimentPlanner:
             return self.config.seed * 1000 + index  # readable: campaign seed 0 calibrates with seeds 0, 1, 2
         return derive_seed(self.config.seed, role, index)
 
-    def calibration(self, rows: Rows, attempts: int) -> Start | None:
+    def calibration(self, attempts: int) -> Start | None:
         """Another run of the base train.py while fewer than `calibration_seeds` are scored or running (None:
         enough); a base train.py that keeps failing is a one-line error once the runs in flight are done."""
         wanted = self.config.noise.calibration_seeds
-        runs = [r for r in rows if r.role == "calibration"]
+        runs = [r for r in self.ledger.experiments() if r.role == "calibration"]
         scored = [r for r in runs if r.status.scored]
         running = [r for r in runs if r.status is Status.RUNNING]
         failed = [r for r in runs if r.status.failed]
@@ -82,31 +86,38 @@ class ExperimentPlanner:
         return Start("calibration", self.base_source, f"calibration {len(scored) + len(running) + 1}/{wanted}: "
                      "base train.py", seed=self.seed("calibration", index))
 
-    def candidate(self, parent_source: str, parent_id: int | None, payload: dict[str, Any], rows: Rows,
-                  inc: Incumbent, margin: float, retry_of: int | None = None) -> Start:
+    def candidate(self, parent_source: str, parent_id: int | None, payload: dict[str, Any],
+                  retry_of: int | None = None) -> Start:
         """A proposal (or the re-run of an interrupted one, `retry_of`) as the train.py that runs."""
+        rows, meta = self.ledger.experiments(), self.ledger.meta()
+        inc = incumbent_of(meta)
         c = self.materialiser.candidate(parent_source, payload, rows, retry=retry_of is not None)
         seed = self.seed("candidate", payload["iteration"])
-        abort = abort_spec_for(self.config.abort, rows, inc.exp_id, inc.val_bpb, margin, self.budget_s, seed)
+        abort = abort_spec_for(self.config.abort, rows, inc.exp_id, inc.val_bpb, float(meta["keep_margin"]),
+                               self.budget_s, seed)
         return Start("candidate", c.source, c.description, seed=seed, parent_id=parent_id, proposal=payload,
                      retry_of=retry_of, validate=self.config.smoke_check, rejected=c.rejected, diff=c.diff,
                      abort=abort)
 
-    def parent_source(self, row: ExperimentRow, rows: Rows) -> str:
-        """The train.py an interrupted candidate was derived from (the base when it had no parent)."""
-        parent = next((r for r in rows if r.id == row.parent_id), None)
-        return self.history.source_at(parent.commit_sha) if parent and parent.commit_sha else self.base_source
+    def retry(self, interrupted_id: int) -> Start:
+        """The same proposal against the same parent, with the same seed: the run that was interrupted."""
+        row = self.ledger.get(interrupted_id)
+        parent = self.ledger.get(row.parent_id) if row.parent_id is not None else None
+        parent_source = self.history.source_at(parent.commit_sha) if parent and parent.commit_sha else self.base_source
+        return self.candidate(parent_source, row.parent_id, row.proposal, retry_of=row.id)
 
-    def confirmation(self, row: ExperimentRow) -> Start | None:
+    def confirmation(self, exp_id: int) -> Start | None:
         """Another run of a candidate's train.py with another seed (None: it was decided meanwhile)."""
+        row = self.ledger.get(exp_id)
         if row.decided:
             return None
         return Start("confirmation", self.history.source_at(row.commit_sha),
                      f"confirmation of experiment {row.id}: {row.description}", parent_id=row.id,
                      seed=self.seed("confirmation", row.proposal.get("iteration", row.id)))
 
-    def remeasure(self, inc: Incumbent, rows: Rows, parent_id: int, why: str) -> Start:
+    def remeasure(self, parent_id: int, why: str) -> Start:
         """Another run of the incumbent: paired with a candidate whose throughput moved, or periodic."""
-        index = sum(r.role == "remeasure" and r.status is not Status.INTERRUPTED for r in rows)
+        inc = incumbent_of(self.ledger.meta())
+        index = sum(r.role == "remeasure" and r.status is not Status.INTERRUPTED for r in self.ledger.experiments())
         return Start("remeasure", self.history.source_at(inc.sha), f"re-measurement of the incumbent ({why})",
                      parent_id=parent_id, seed=self.seed("remeasure", index), proposal={"periodic": why == "periodic"})

@@ -55,7 +55,7 @@ def test_loop_interleaves_random_proposals_and_reports_the_audit(tmp_path: Path,
         loop = ResearchLoop(campaign, proposer, LoopConfig(oracle=OracleConfig(max_iters=30), smoke_check=False,
                                                            audit_fraction=0.3), base_source=BASE)
         loop.run()
-        summary = loop.audit_summary()
+        summary = loop.view.audit_summary()
         status = campaign.summary()
     with Ledger.open(tmp_path / "run", create=False) as ledger:
         candidates = [r for r in ledger.experiments() if r.role == "candidate"]

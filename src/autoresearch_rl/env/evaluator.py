@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
+    if threads := os.environ.get("ARL_THREADS"):  # this slot's share of the cores, as in training (backends/local.py)
+        torch.set_num_threads(int(threads))
     manifest = integrity.read_manifest(args.manifest) if args.manifest else None
     result = evaluate(args.checkpoint, get_preset(args.preset), args.cache_dir or default_cache_dir(),
                       manifest=manifest, train_py=args.train_py, split=args.split)

@@ -87,6 +87,13 @@ SUMMARY_KEYS = ("curve", "aborted_at_fraction", "predicted_final_loss", "predict
                 "would_abort_at_fraction", "would_abort_predicted_val_bpb", "would_abort_reason", "abort_checks")
 
 
+# The schedule and thresholds, in one place: AbortConfig (the campaign's) and AbortSpec (one run's) default to them.
+WARMUP_FRACTION = 0.2  # no check before this fraction of the budget is spent
+CHECK_EVERY_FRACTION = 0.05  # then one check each time this much more of it is spent
+Z = 3.0  # base threshold of the noise-model rules, in standard deviations (the calibrator adapts it)
+MEASURED_Z = 2.0  # threshold of rule (3), once the campaign has measured its prediction errors
+
+
 @dataclass(frozen=True)
 class AbortSpec:
     """What a worker needs to judge one run against the incumbent; built by the controller, picklable."""
@@ -96,14 +103,14 @@ class AbortSpec:
     incumbent_val_bpb: float  # its score
     margin: float  # keep margin in val_bpb: a candidate is kept below incumbent_val_bpb - margin
     budget_s: float  # the preset's time budget
-    threshold: float = 3.0  # z of the rule, from AbortCalibrator.threshold
+    threshold: float = Z  # z of the rule, from AbortCalibrator.threshold
     shadow: bool = False  # never kill: only record where the rule would have aborted
-    warmup_fraction: float = 0.2  # no check before this fraction of the budget
-    check_every_fraction: float = 0.05  # then a check each time this much more of it is spent
+    warmup_fraction: float = WARMUP_FRACTION
+    check_every_fraction: float = CHECK_EVERY_FRACTION
     incumbent_tokens: tuple[int, ...] = ()  # tokens at each curve point (from a curve's third column when it has one)
     # rule (3): per check (0 = the warm-up check), scored val_bpb - prediction of the campaign's finished runs
     prediction_errors: tuple[tuple[float, ...], ...] = ()
-    measured_threshold: float = 2.0  # z of rule (3)
+    measured_threshold: float = MEASURED_Z
 
     def __post_init__(self) -> None:
         raw = tuple(tuple(point) for point in self.incumbent_curve)
@@ -134,12 +141,12 @@ class AbortConfig:
     """Early abort of doomed runs (this module) and the calibration of its threshold (calibration.py)."""
 
     enabled: bool = True  # judge runs against the incumbent's curve and stop the doomed ones
-    warmup_fraction: float = 0.2  # no check before this fraction of the budget is spent
-    check_every_fraction: float = 0.05  # then one check each time this much more of it is spent
-    z: float = 3.0  # base threshold in standard deviations; the calibrator adapts it
+    warmup_fraction: float = WARMUP_FRACTION
+    check_every_fraction: float = CHECK_EVERY_FRACTION
+    z: float = Z
     shadow_probability: float = 0.2  # chance that a run is a shadow: never killed, it records where it would have been
     max_false_abort_rate: float = 0.05  # bound on aborted runs that would have been kept
-    measured_z: float = 2.0  # threshold of rule (3), once the campaign has measured its prediction errors
+    measured_z: float = MEASURED_Z
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_fraction < 1 or not 0 < self.check_every_fraction <= 1:

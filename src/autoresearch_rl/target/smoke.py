@@ -56,7 +56,7 @@ def _run_subprocess(source: str, preset: str, timeout_s: float, sandbox: str) ->
     with tempfile.TemporaryDirectory(prefix="arl-smoke-") as tmp:
         workdir = Path(tmp)
         (workdir / "train.py").write_text(source)
-        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR", "ARL_THREADS") if k in os.environ}
         env.update(_smoke_env(preset, workdir), PYTHONPATH=PACKAGE_ROOT, PYTHONUNBUFFERED="1")
         # random tokens only: no data to show; home hidden, nothing writable but the temporary directory
         confinement = sb.smoke_confinement(workdir, Path(PACKAGE_ROOT))
