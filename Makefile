@@ -8,7 +8,7 @@ RUN_DIR ?= runs/default
 ITERS ?= 8
 AGENT ?= ppo
 
-.PHONY: run test install bench clean
+.PHONY: run test test-long install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ run: $(STAMP)
 	$(BIN)/arl report --run-dir $(RUN_DIR)
 	$(BIN)/arl status --run-dir $(RUN_DIR)
 
+# The tests; the few long end-to-end runs with real training (24 kills of `arl run`, a Ray campaign that
+# loses a worker) are a second tier: `make test-long`. CI runs both.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -m "not long"
+
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m long
 
 # Benchmarks (see BENCHMARKS.md for the full-size commands and the recorded results). Quick sizes by default:
 # a few minutes each on 2 cores; run them on a quiet machine.

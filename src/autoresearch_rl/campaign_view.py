@@ -112,19 +112,49 @@ def interrupted_candidates(rows: Rows, max_worker_losses: int) -> list[int]:
             and _losses(by_id, r.id) < max_worker_losses]
 
 
-def calibration_facts(rows: Rows, wanted: int, noise: NoiseConfig, keep: KeepRule) -> dict[str, Any] | None:
-    """What calibration establishes once `wanted` runs of the base train.py are scored (None before): the
-    noise sigma (their spread), the baseline (their mean, also the first incumbent's value) and the keep margin."""
+CALIBRATION_SPEED_TOLERANCE = 0.15  # a calibration run this far off the median throughput trained on a disturbed machine
+MAX_CALIBRATION_RUNS_FACTOR = 2  # at most 2x the requested scored runs; then every run counts, disturbed or not
+
+
+def _speed(row: ExperimentRow) -> float | None:
+    value = row.summary.get("tokens_per_second")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def calibration_runs(rows: Rows, wanted: int) -> tuple[list[ExperimentRow], list[ExperimentRow]]:
+    """The scored calibration runs that measure the noise, and those left out because they trained at a speed
+    more than 15% off the median of all of them (the machine was busy: under a wall-clock budget a slowed run
+    trains fewer steps, and one such run would make sigma, hence the keep margin, many times too large).
+
+    It takes 3 runs to tell which one is off (of 2, either could be), so `--calibration-seeds 2` has no
+    guard. Runs without a throughput are kept. Once 2x `wanted` runs are scored every run counts, so a
+    machine whose speed really varies still calibrates (and its sigma says so)."""
     scored = [r for r in rows if r.role == "calibration" and r.status.scored]
-    if len(scored) < wanted:
+    speeds = [s for r in scored if (s := _speed(r)) is not None]
+    if len(speeds) < 3 or len(scored) >= MAX_CALIBRATION_RUNS_FACTOR * wanted:
+        return scored, []
+    median = statistics.median(speeds)
+
+    def disturbed(r: ExperimentRow) -> bool:
+        s = _speed(r)
+        return s is not None and abs(s - median) > CALIBRATION_SPEED_TOLERANCE * median
+
+    return [r for r in scored if not disturbed(r)], [r for r in scored if disturbed(r)]
+
+
+def calibration_facts(rows: Rows, wanted: int, noise: NoiseConfig, keep: KeepRule) -> dict[str, Any] | None:
+    """What calibration establishes once `wanted` undisturbed runs of the base train.py are scored (None before):
+    the noise sigma (their spread), the baseline (their mean, also the first incumbent's value), the keep margin."""
+    usable, disturbed = calibration_runs(rows, wanted)
+    if len(usable) < wanted:
         return None
-    scores = [r.val_bpb for r in scored[:wanted] if r.val_bpb is not None]
+    scores = [r.val_bpb for r in usable[:wanted] if r.val_bpb is not None]
     sigma = noise_sigma(scores, noise)
-    first = scored[0]
+    first = usable[0]
     incumbent = Incumbent(first.id, first.commit_sha, statistics.fmean(scores), first.source_hash)
     return dict(base_commit=first.commit_sha, noise_sigma=sigma, calibration_scores=scores,
                 baseline_mean=statistics.fmean(scores), incumbent=incumbent.to_json(),
-                keep_margin=keep.margin_sigmas * sigma)
+                keep_margin=keep.margin_sigmas * sigma, calibration_disturbed=[r.id for r in disturbed])
 
 
 def mask_without_running(space: ActionSpace, source: str, incumbent_hash: str,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from autoresearch_rl.campaign_view import incumbent_of, next_calibration_index
+from autoresearch_rl.campaign_view import calibration_runs, incumbent_of, next_calibration_index
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import CandidateHistory, Ledger
@@ -70,8 +70,9 @@ class ExperimentPlanner:
         """Another run of the base train.py while fewer than `calibration_seeds` are scored or running (None:
         enough); a base train.py that keeps failing is a one-line error once the runs in flight are done."""
         wanted = self.config.noise.calibration_seeds
-        runs = [r for r in self.ledger.experiments() if r.role == "calibration"]
-        scored = [r for r in runs if r.status.scored]
+        rows = self.ledger.experiments()
+        runs = [r for r in rows if r.role == "calibration"]
+        scored, _ = calibration_runs(rows, wanted)  # a run on a disturbed machine is replaced by another
         running = [r for r in runs if r.status is Status.RUNNING]
         failed = [r for r in runs if r.status.failed]
         if len(scored) + len(running) >= wanted:

@@ -237,6 +237,9 @@ class ResearchLoop:
                 self.campaign.drop_checkpoint_unless_incumbent(r.id)
         log.info("calibrated: baseline %.4f, sigma %.4f over %d seeds", facts["baseline_mean"], facts["noise_sigma"],
                  len(facts["calibration_scores"]))
+        if facts["calibration_disturbed"]:
+            log.warning("calibration left out run(s) %s: they trained at a speed far off the others' (a busy machine)",
+                        facts["calibration_disturbed"])
         self._resume()
 
     def _resume(self) -> None:

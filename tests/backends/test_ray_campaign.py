@@ -20,6 +20,7 @@ pytest.importorskip("ray")
 ARL = str(Path(sys.executable).with_name("arl"))
 
 
+@pytest.mark.long
 def test_ray_campaign_survives_a_killed_worker_and_resumes_on_the_local_backend(tmp_path: Path) -> None:
     env = {**os.environ, "ARL_HOME": str(tmp_path / "cache"), "RAY_ADDRESS": ""}
     assert subprocess.run([ARL, "prepare", "--preset", "cpu-smoke"], env=env, capture_output=True).returncode == 0

@@ -174,6 +174,7 @@ def _report(injector: Injector, numbers: dict[str, int], seconds: float) -> str:
             f"lost: {numbers['lost']}, {seconds:.0f} s")
 
 
+@pytest.mark.long
 @pytest.mark.timeout(900)
 def test_twenty_four_kills_lose_nothing(tmp_path: Path, smoke_cache: Path) -> None:
     started = time.perf_counter()

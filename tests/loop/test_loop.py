@@ -320,6 +320,21 @@ def test_a_faster_machine_is_not_taken_for_research_on_the_real_loop(tmp_path: P
     assert "# drift: 1 re-measurement(s) of the incumbent (1 paired" in report.best_diff.read_text()
 
 
+def test_a_calibration_run_slowed_by_a_busy_machine_is_replaced_not_taken_for_noise(tmp_path: Path,
+                                                                                  smoke_cache: Path) -> None:
+    # the second calibration run trained 40% slower (another job on the machine) and scored far worse: with it,
+    # sigma would be 0.17 and nothing could ever be kept; without it, sigma is 0.01
+    executor = DriftingScripted([(1.00, 1000.0), (1.30, 600.0), (1.01, 1010.0), (0.99, 990.0), (1.00, 1000.0)])
+    run_loop(tmp_path, smoke_cache, make_proposer("random", BASE, SPACE), 1, executor=executor)
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        calibration = [r for r in ledger.experiments() if r.role == "calibration"]
+        meta = ledger.meta()
+    assert len(calibration) == 4 and len({r.seed for r in calibration}) == 4
+    assert meta["calibration_disturbed"] == [calibration[1].id]
+    assert meta["calibration_scores"] == [1.00, 1.01, 0.99] and meta["noise_sigma"] == pytest.approx(0.01)
+    assert executor.scores == []  # the one candidate ran on the last pair
+
+
 def test_without_drift_detection_the_real_loop_keeps_the_machine_change(tmp_path: Path, smoke_cache: Path) -> None:
     executor = DriftingScripted(CALIBRATION + [(0.90, 1300.0)])
     run_loop(tmp_path, smoke_cache, make_proposer("random", BASE, SPACE), 1, executor=executor, drift=None)
