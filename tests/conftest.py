@@ -27,3 +27,12 @@ def smoke_cache(tmp_path_factory: pytest.TempPathFactory, smoke_preset: Preset) 
     cache = tmp_path_factory.mktemp("arl-cache")
     prepare_dataset(smoke_preset, cache)
     return cache
+
+
+LONG_FIRST = ("test_cli_run.py", "test_controller_kills.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The few minute-long end-to-end tests first: on two xdist workers they then run beside the many short
+    ones instead of last, one worker idle (the order within each file is kept)."""
+    items.sort(key=lambda item: item.path.name not in LONG_FIRST)
