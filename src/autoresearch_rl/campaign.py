@@ -262,6 +262,7 @@ def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dic
         "best_val_bpb": None if best_bpb is None else round(best_bpb, 6),
         "best_experiment": incumbent.get("exp_id", best.id if best else None),
         "noise_sigma": meta.get("noise_sigma"),
+        "calibration_disturbed": meta.get("calibration_disturbed", []),  # left out: trained far off the others' speed
         "keep_margin": meta.get("keep_margin"),
         "agent_updates": meta.get("agent_updates", 0),
         "elapsed_hours": round(float(meta.get("elapsed_s", 0.0)) / 3600, 4),

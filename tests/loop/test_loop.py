@@ -333,6 +333,10 @@ def test_a_calibration_run_slowed_by_a_busy_machine_is_replaced_not_taken_for_no
     assert meta["calibration_disturbed"] == [calibration[1].id]
     assert meta["calibration_scores"] == [1.00, 1.01, 0.99] and meta["noise_sigma"] == pytest.approx(0.01)
     assert executor.scores == []  # the one candidate ran on the last pair
+    from autoresearch_rl.campaign import campaign_summary
+
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        assert campaign_summary(tmp_path / "run", ledger.meta(), ledger)["calibration_disturbed"] == [calibration[1].id]
 
 
 def test_without_drift_detection_the_real_loop_keeps_the_machine_change(tmp_path: Path, smoke_cache: Path) -> None:
