@@ -106,3 +106,18 @@ def test_a_file_without_constants_it_reads_is_a_clear_error() -> None:
     source = "UNUSED = 3  # search: int 1..5\nprint('hello')\n"
     with pytest.raises(ValueError, match="no tunable constants"):
         SpaceAgentProposer("evolution", source)
+
+
+def test_a_space_whose_every_configuration_was_measured_is_a_clear_error() -> None:
+    from autoresearch_rl.errors import UserError
+
+    source = "X = 2  # search: int 1..3\nY = True  # search: bool\nprint(X, Y)\n"
+    space, start = train_py_space(source, "cpu")
+    agent = SpaceAgentProposer("ppo_meta", source, seed=0, device="cpu")
+    others = [c for c in ((x, y) for x in range(3) for y in range(2)) if c != start]
+    history = tuple(_transition(i, space.values(c), Status.DISCARDED, 2.0 + 0.01 * i, -1.0)
+                    for i, c in enumerate(others))
+    state = replace(_state(history[:-1]), base_source=source, incumbent_source=source)
+    assert config_of(space, agent.propose(state).params) == others[-1]  # the one configuration never measured
+    with pytest.raises(UserError, match="every one of the 6 configurations"):
+        agent.propose(replace(state, history=history))

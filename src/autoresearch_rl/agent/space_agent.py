@@ -20,8 +20,9 @@ from typing import Any
 
 from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
 from autoresearch_rl.core.events import Aborted, CampaignStarted, Calibrated, Crashed, Decided, Proposed, Scored
-from autoresearch_rl.core.space import DiscreteSpace
+from autoresearch_rl.core.space import DiscreteSpace, SpaceExhausted
 from autoresearch_rl.core.state import CampaignState
+from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.target.grid import config_of, train_py_space
 
@@ -81,7 +82,11 @@ class SpaceAgentProposer:
         for e in mirror.experiments:
             if e.verdict is not None and e.kind != "calibration":
                 agent.observe(mirror, e)
-        proposal = agent.propose(mirror)
+        try:
+            proposal = agent.propose(mirror)
+        except SpaceExhausted:
+            raise UserError(f"every one of the {self.space.size} configurations of train.py's searchable constants has "
+                            "been measured: nothing new to propose. Widen their `# search:` ranges to go on") from None
         info: dict[str, Any] = {"agent": SPACE_AGENTS[self.name]}
         info.update({k: v for k, v in proposal.info.items() if k in ("candidate", "logprob")})
         return Proposal(operator="config", arg="", kind="config", info=info,

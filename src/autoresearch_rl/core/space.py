@@ -16,6 +16,10 @@ import numpy as np
 Config = tuple[int, ...]
 
 
+class SpaceExhausted(RuntimeError):
+    """Every configuration of a finite space has been measured: nothing new is left to propose."""
+
+
 @dataclass(frozen=True)
 class DiscreteSpace:
     """Knob names and their ordered choices (the order matters to agents that treat a knob as ordinal)."""

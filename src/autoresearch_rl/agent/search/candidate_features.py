@@ -42,7 +42,7 @@ from scipy.stats import rankdata
 
 from autoresearch_rl.agent.search.parzen import ParzenRatio
 from autoresearch_rl.agent.search.surrogate import AdditiveSurrogate
-from autoresearch_rl.core.space import Config, DiscreteSpace
+from autoresearch_rl.core.space import Config, DiscreteSpace, SpaceExhausted
 from autoresearch_rl.core.state import CampaignState
 
 CANDIDATE_FEATURES = 17
@@ -140,7 +140,7 @@ def featurise(space: DiscreteSpace, state: CampaignState, horizon: int, fresh_on
         cands = [(c, kind) for c, kind in cands if c not in state.measurement_counts]
         while not cands:  # every offered configuration ran: a fresh random one (a finite space may be exhausted)
             if len(state.measurement_counts) >= space.size:
-                raise RuntimeError("every configuration of the space has been measured")
+                raise SpaceExhausted(f"all {space.size} configurations of the space have been measured")
             c = space.random_config(rng)
             if c not in state.measurement_counts:
                 cands.append((c, "edit"))
