@@ -112,7 +112,7 @@ def interrupted_candidates(rows: Rows, max_worker_losses: int) -> list[int]:
             and _losses(by_id, r.id) < max_worker_losses]
 
 
-CALIBRATION_SPEED_TOLERANCE = 0.15  # a calibration run this far off the median throughput trained on a disturbed machine
+CALIBRATION_SPEED_TOLERANCE = 0.10  # a calibration run this far off the median throughput trained on a disturbed machine
 MAX_CALIBRATION_RUNS_FACTOR = 2  # at most 2x the requested scored runs; then every run counts, disturbed or not
 
 
@@ -123,7 +123,7 @@ def _speed(row: ExperimentRow) -> float | None:
 
 def calibration_runs(rows: Rows, wanted: int) -> tuple[list[ExperimentRow], list[ExperimentRow]]:
     """The scored calibration runs that measure the noise, and those left out because they trained at a speed
-    more than 15% off the median of all of them (the machine was busy: under a wall-clock budget a slowed run
+    more than 10% off the median of all of them (the machine was busy: under a wall-clock budget a slowed run
     trains fewer steps, and one such run would make sigma, hence the keep margin, many times too large).
 
     It takes 3 runs to tell which one is off (of 2, either could be), so `--calibration-seeds 2` has no
