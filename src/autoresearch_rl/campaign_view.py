@@ -16,6 +16,7 @@ from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.loop_config import Incumbent
 from autoresearch_rl.oracle import CampaignProgress, OracleConfig
+from autoresearch_rl.selfeval.drift import throughput
 from autoresearch_rl.target.space import ActionSpace
 
 Rows = Sequence[ExperimentRow]
@@ -116,11 +117,6 @@ CALIBRATION_SPEED_TOLERANCE = 0.10  # a calibration run this far off the median 
 MAX_CALIBRATION_RUNS_FACTOR = 2  # at most 2x the requested scored runs; then every run counts, disturbed or not
 
 
-def _speed(row: ExperimentRow) -> float | None:
-    value = row.summary.get("tokens_per_second")
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
-
-
 def calibration_runs(rows: Rows, wanted: int) -> tuple[list[ExperimentRow], list[ExperimentRow]]:
     """The scored calibration runs that measure the noise, and those left out because they trained at a speed
     more than 10% off the median of all of them (the machine was busy: under a wall-clock budget a slowed run
@@ -130,13 +126,13 @@ def calibration_runs(rows: Rows, wanted: int) -> tuple[list[ExperimentRow], list
     guard. Runs without a throughput are kept. Once 2x `wanted` runs are scored every run counts, so a
     machine whose speed really varies still calibrates (and its sigma says so)."""
     scored = [r for r in rows if r.role == "calibration" and r.status.scored]
-    speeds = [s for r in scored if (s := _speed(r)) is not None]
+    speeds = [s for r in scored if (s := throughput(r)) is not None]
     if len(speeds) < 3 or len(scored) >= MAX_CALIBRATION_RUNS_FACTOR * wanted:
         return scored, []
     median = statistics.median(speeds)
 
     def disturbed(r: ExperimentRow) -> bool:
-        s = _speed(r)
+        s = throughput(r)
         return s is not None and abs(s - median) > CALIBRATION_SPEED_TOLERANCE * median
 
     return [r for r in scored if not disturbed(r)], [r for r in scored if disturbed(r)]
