@@ -117,12 +117,20 @@ def curve_of(job: dict, run_dir: Path, synthetic, seconds: float) -> dict:
     return {"agent": job["agent"], "seed": job["seed"], "curve": curve, "baseline": baseline, "stopped_at": stopped_at,
             "stop_rule": meta.get("stop_rule"),
             "optimum": synthetic.optimum if synthetic is not None else None, "seconds": seconds,
+            "verified": meta.get("verified"),  # `arl verify`: the best and the baseline re-run on fresh seeds
             "kept": sum(r.status.value == "KEPT" for r in rows if r.role == "candidate"),
             "failed": sum(r.status.failed for r in rows if r.role == "candidate")}
 
 
 def _at(curve: list[float], t: int) -> float:
     return curve[min(t, len(curve)) - 1]
+
+
+def verified_gain(result: dict) -> float | None:
+    """The gain `arl verify` measured on fresh seeds; 0 for a campaign that kept nothing; None until verified."""
+    if result.get("verified"):
+        return result["verified"]["gain"]
+    return 0.0 if result["kept"] == 0 else None
 
 
 def summarise(results: list[dict], agents: list[str], iters: int) -> dict:
@@ -141,6 +149,7 @@ def summarise(results: list[dict], agents: list[str], iters: int) -> dict:
             entry["final_regret"] = [r["curve"][-1] - r["optimum"] for r in runs]
         else:
             entry["final_gain"] = [r["baseline"] - r["curve"][-1] for r in runs]
+            entry["verified_gain"] = [verified_gain(r) for r in runs]
         summary[agent] = entry
     if "random" in summary:
         target = statistics.median(summary["random"]["final"])
@@ -192,7 +201,7 @@ def print_table(summary: dict, landscape: str) -> None:
     table = Table(title=f"search efficiency on {landscape}: median over seeds (lower is better)", title_justify="left")
     columns = ["agent", *[f"best@{t}" for t in next(iter(summary.values()))["best_at"]]]
     columns += ["final regret (IQR)" if synthetic else "final gain", "iters to random's final", "vs random", "vs tpe",
-                "kept", "failed"]
+                "kept", "failed"] + ([] if synthetic else ["verified gain (seeds)"])
     for c in columns:
         table.add_column(c)
     for agent, e in summary.items():
@@ -202,11 +211,18 @@ def print_table(summary: dict, landscape: str) -> None:
         ratio = lambda k: "-" if e.get(k) is None else f"{e[k]:.2f}"  # noqa: E731
         table.add_row(agent, *[f"{v:.4f}" for v in e["best_at"].values()], spread,
                       str(e.get("iters_to_random_final") or "never"), ratio("ratio_vs_random"), ratio("ratio_vs_tpe"),
-                      f"{e['kept_mean']:.1f}", f"{e['failed_mean']:.1f}")
+                      f"{e['kept_mean']:.1f}", f"{e['failed_mean']:.1f}", *([] if synthetic else [_verified(e)]))
     Console(width=200).print(table)
     what = "regret" if synthetic else "gain over the baseline"
     print(f"ratios: median final {what} of the agent / that of the reference "
           f"({'< 1' if synthetic else '> 1'} means better than the reference)")
+
+
+def _verified(entry: dict) -> str:
+    gains = [g for g in entry["verified_gain"] if g is not None]
+    if not gains:
+        return "not verified"
+    return f"{statistics.median(gains):+.4f} ({len(gains)}/{len(entry['verified_gain'])})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from autoresearch_rl.agent.space_agent import SpaceAgentProposer, mirror_state
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.target import template_source
 from autoresearch_rl.target.edits import EditError
-from autoresearch_rl.target.grid import config_of, knob_choices, train_py_space
+from autoresearch_rl.target.grid import config_of, knob_choices, relations_check, train_py_space
 from autoresearch_rl.target.knobs import Knob, SearchSpec
 from autoresearch_rl.target.params import apply_params
 from autoresearch_rl.target.space import ActionSpace
@@ -91,15 +91,46 @@ def test_proposals_are_unmeasured_deterministic_and_scale_free(agent: str) -> No
     measured = {config_of(SPACE, t.params) for t in HISTORY if t.params is not None} | {START}
     if agent == "ppo_meta":
         assert config not in measured  # never offered code that already ran
-    try:
-        apply_params(BASE, first.params)
-    except EditError as exc:  # a value that breaks a `divides` relation: refused by the loop, penalised
-        assert "divides" in str(exc)
+    apply_params(BASE, first.params)  # never a value that breaks a `divides` relation
     # val_bpb x10 + 3 (and the noise with it): the same decision
     scaled = tuple(replace(t, val_bpb=None if t.val_bpb is None else 10 * t.val_bpb + 3,
                            incumbent_val_bpb=10 * t.incumbent_val_bpb + 3) for t in HISTORY)
     scaled_state = replace(_state(scaled, sigma=0.1), incumbent_val_bpb=23.0)
     assert proposer.propose(scaled_state).params == first.params
+
+
+RELATED = ("GROUP = 4  # search: choice 1, 2, 3, 4, 5, 6, 7, 8\n"
+           "SPLIT = 2  # search: choice 1, 2, 3, 4, 5, 6, 7, 8; divides GROUP\n"
+           "RATE = 0.1  # search: log 0.01..1.0\nprint(GROUP, SPLIT, RATE)\n")
+
+
+def test_relations_check_is_what_apply_params_refuses() -> None:
+    space, _ = train_py_space(RELATED, "cpu")
+    holds = relations_check(RELATED)
+    verdicts = []
+    for config in space.all_configs():
+        params = space.values(config)
+        try:
+            apply_params(RELATED, params)
+            refused = False
+        except EditError:
+            refused = True
+        assert holds(params) is not refused
+        verdicts.append(refused)
+    assert sum(verdicts) > len(verdicts) / 2  # most of this grid breaks the relation
+    assert relations_check(BASE)(SPACE.values(START))
+
+
+@pytest.mark.skipif(not META_WEIGHTS.is_file(), reason="the meta-trained weights are not built (arl pretrain)")
+@pytest.mark.parametrize("agent", ["ppo_meta", "evolution", "gp_local"])
+def test_space_agents_never_propose_a_configuration_that_breaks_a_relation(agent: str) -> None:
+    space, start = train_py_space(RELATED, "cpu")
+    history: list[Transition] = []
+    for i in range(12):  # a campaign of 12 proposals, each answered, none refused by apply_params
+        state = replace(_state(tuple(history)), base_source=RELATED, incumbent_source=RELATED)
+        params = SpaceAgentProposer(agent, RELATED, seed=i, device="cpu").propose(state).params
+        apply_params(RELATED, params)
+        history.append(_transition(i, params, Status.DISCARDED, 2.0 + 0.001 * i, -0.1))
 
 
 def test_a_file_without_constants_it_reads_is_a_clear_error() -> None:

@@ -12,6 +12,10 @@ constants (`params`), materialised like TPE's.
 measurable in the simulated benchmark (BENCHMARKS.md section 6), and a frozen policy is a pure
 function of the ledger. On train.py it is offered never-measured configurations only: the loop buys
 evidence itself (confirmations, drift re-measurements) and refuses code that already ran.
+
+The grid knows nothing of the file's `divides` relations (MICRO_BATCH_SIZE must divide BATCH_SIZE):
+a configuration that breaks one is refused here, recorded in the agent's view as the failed edit the
+loop would have recorded, and the agent asks again; no iteration is spent on code that cannot run.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from autoresearch_rl.agent.protocol import Proposal, SearchState, Transition
 from autoresearch_rl.core.events import Aborted, CampaignStarted, Calibrated, Crashed, Decided, Proposed, Scored
 from autoresearch_rl.core.space import DiscreteSpace, SpaceExhausted
 from autoresearch_rl.core.state import CampaignState
+from autoresearch_rl.decision import RewardConfig
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import Status
-from autoresearch_rl.target.grid import config_of, train_py_space
+from autoresearch_rl.target.grid import config_of, relations_check, train_py_space
 
 # `arl run --agent` name -> the search agent (`agent/search/registry.py`)
 SPACE_AGENTS = {"ppo_meta": "ppo_meta_frozen", "evolution": "evolution", "gp_local": "gp_local"}
 DEFAULT_HORIZON = 100  # the meta-training episode length, until the budget used says otherwise
+MAX_REFUSED = 20  # configurations breaking a relation refused per proposal; then the loop refuses the last one
 
 
 def mirror_state(space: DiscreteSpace, start: tuple[int, ...], seed: int, state: SearchState) -> CampaignState:
@@ -49,6 +55,14 @@ def mirror_state(space: DiscreteSpace, start: tuple[int, ...], seed: int, state:
     return s
 
 
+def refused(state: CampaignState, config: tuple[int, ...]) -> CampaignState:
+    """`state` plus `config` proposed, refused before it ran (it breaks a relation) and decided as failed."""
+    exp = len(state.experiments)
+    state = state.apply(Proposed(exp, config, "edit", state.incumbent_exp, {}))
+    state = state.apply(Crashed(exp, Status.INVALID_EDIT.value))
+    return state.apply(Decided(exp, "failed", 0.0, RewardConfig().failure_penalty))
+
+
 def _outcome(exp: int, t: Transition) -> Scored | Crashed | Aborted:
     if t.status is Status.ABORTED:
         return Aborted(exp, "aborted", predicted=t.val_bpb)
@@ -66,6 +80,7 @@ class SpaceAgentProposer:
         self.name = name
         self.seed = seed
         self.space, self.start = train_py_space(base_source, device)
+        self.relations_hold = relations_check(base_source)
 
     def propose(self, state: SearchState) -> Proposal:
         from autoresearch_rl.agent.search import make_search_agent
@@ -83,7 +98,12 @@ class SpaceAgentProposer:
             if e.verdict is not None and e.kind != "calibration":
                 agent.observe(mirror, e)
         try:
-            proposal = agent.propose(mirror)
+            for _ in range(MAX_REFUSED):
+                proposal = agent.propose(mirror)
+                if self.relations_hold(self.space.values(proposal.config)):
+                    break
+                mirror = refused(mirror, proposal.config)
+                agent.observe(mirror, mirror.experiments[-1])
         except SpaceExhausted:
             raise UserError(f"every one of the {self.space.size} configurations of train.py's searchable constants has "
                             "been measured: nothing new to propose. Widen their `# search:` ranges to go on") from None

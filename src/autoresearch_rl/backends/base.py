@@ -84,7 +84,9 @@ def execute_job(executor: Executor, spec: JobSpec, env: Mapping[str, str] | None
     """Worker side of one job: note who runs it, validate, then train and score."""
     workspace = Path(spec.workspace)
     workspace.mkdir(parents=True, exist_ok=True)
-    (workspace / WORKER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": platform.node(), "started": time.time()}))
+    note = workspace / f"{WORKER_FILE}.tmp"  # written whole, then renamed: a reader never sees half a file
+    note.write_text(json.dumps({"pid": os.getpid(), "host": platform.node(), "started": time.time()}))
+    os.replace(note, workspace / WORKER_FILE)
     if spec.rejected:
         return ExperimentRecord(status=Status.INVALID_EDIT, seed=spec.seed, error=spec.rejected)
     if spec.validate:

@@ -4,18 +4,21 @@ Each constant the file reads becomes a knob with an ordered tuple of choices, it
 always among them (so the base file is a configuration, the campaign's start): choices as declared,
 booleans, the doublings and halvings of a `log-int`, every integer of a short `int` range (an evenly
 spaced subset of a long one), and `POINTS` values spaced evenly (multiplicatively for `log`) over
-a float range. A configuration becomes code through `apply_params`, like TPE's proposals.
+a float range. A configuration becomes code through `apply_params`, like TPE's proposals; one that
+breaks a `divides` relation of the file is refused there, so agents test it first (`relations_check`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import libcst as cst
 
 from autoresearch_rl.core.space import Config, DiscreteSpace
-from autoresearch_rl.target.knobs import Knob, discover_knobs
+from autoresearch_rl.target.knobs import Knob, constraints_hold, discover_knobs
 from autoresearch_rl.target.tokens import read_names
 
 POINTS = 7  # choices of a float or long integer range (the current value comes on top when it is not one)
@@ -85,3 +88,18 @@ def config_of(space: DiscreteSpace, params: dict[str, Any]) -> Config | None:
             return None
         out.append(choices.index(params[knob]))
     return tuple(out)
+
+
+def relations_check(base_source: str) -> Callable[[dict[str, Any]], bool]:
+    """A test of a `{name: value}` configuration: does it keep every `divides` relation of `base_source`?
+
+    The grid is a product of per-constant choices and knows nothing of relations between constants;
+    this is what `apply_params` would refuse, decided without writing any code."""
+    knobs = discover_knobs(cst.parse_module(base_source))
+    bound = [name for name, k in knobs.items() if k.spec.divides]
+
+    def holds(params: dict[str, Any]) -> bool:
+        final = {name: replace(k, value=params.get(name, k.value)) for name, k in knobs.items()}
+        return all(constraints_hold(final, name, final[name].value) for name in bound)
+
+    return holds
