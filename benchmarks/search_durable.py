@@ -27,6 +27,7 @@ import json
 import multiprocessing
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -225,6 +226,12 @@ def _verified(entry: dict) -> str:
     return f"{statistics.median(gains):+.4f} ({len(gains)}/{len(entry['verified_gain'])})"
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: leaving the `with Pool` block terminates the workers instead of orphaning them.
+    A campaign killed this way resumes where it stopped when the same `--root` is run again."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--landscape", choices=("synthetic", "cpu-tiny"), default="synthetic")
@@ -286,11 +293,16 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.reuse)
     else:
         ctx = multiprocessing.get_context("spawn")
-        with Progress() as progress, ctx.Pool(args.workers) as pool:
-            task = progress.add_task(f"{len(jobs)} campaigns x {args.iters} iterations", total=len(jobs))
-            for result in pool.imap_unordered(run_campaign, jobs):
-                results.append(result)
-                progress.advance(task)
+        signal.signal(signal.SIGTERM, _interrupted)  # `kill` of this script ends its campaigns too (the pool's exit)
+        try:
+            with Progress() as progress, ctx.Pool(args.workers) as pool:
+                task = progress.add_task(f"{len(jobs)} campaigns x {args.iters} iterations", total=len(jobs))
+                for result in pool.imap_unordered(run_campaign, jobs):
+                    results.append(result)
+                    progress.advance(task)
+        except KeyboardInterrupt:
+            print(f"stopped after {len(results)} of {len(jobs)} campaigns; run it again with --root {root} to resume")
+            return 130
     early = [f"{r['agent']}-{r['seed']} ({r['stop_rule']} at {r['stopped_at']})" for r in results if r["stopped_at"] < args.iters]
     if early:
         print("stopped before the last iteration (final incumbent carried forward): " + ", ".join(early))
