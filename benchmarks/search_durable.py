@@ -48,7 +48,6 @@ def run_campaign(job: dict) -> dict:
     from autoresearch_rl.agent.factory import make_proposer
     from autoresearch_rl.campaign import Campaign, RunnerExecutor
     from autoresearch_rl.decision import KeepRule
-    from autoresearch_rl.ledger import Ledger
     from autoresearch_rl.loop import LoopConfig, ResearchLoop
     from autoresearch_rl.oracle import OracleConfig
     from autoresearch_rl.runner import RunnerConfig
