@@ -36,6 +36,7 @@ from autoresearch_rl.target.edits import unified_diff  # noqa: E402
 from autoresearch_rl.selfeval.accounting import abort_account, prediction_error_lines  # noqa: E402
 from autoresearch_rl.selfeval.audit import audit  # noqa: E402
 from autoresearch_rl.usage import SINGLE_WORKER, experiments_per_hour, worker_usage  # noqa: E402
+from autoresearch_rl.files import write_atomic  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,6 @@ class Report:
     operators: list[OperatorStats]
     heldout: list[HeldOut]
     verified: Any = None  # verify.Verified of the current best, when `arl verify` has run
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def operator_table(rows: list[ExperimentRow]) -> list[OperatorStats]:
@@ -305,16 +299,16 @@ def write_report(run_dir: Path, heldout: bool = True) -> Report:
         text = header + (diff or "# no kept change yet: the best is the baseline\n")
     else:
         text = "# not calibrated yet: no baseline to compare with\n"
-    _atomic_write(run_dir / "best.diff", text)
+    write_atomic(run_dir / "best.diff", text)
     stats = operator_table(rows)
-    _atomic_write(run_dir / "operators.md", _operators_markdown(stats))
-    _atomic_write(run_dir / "workers.md", workers_markdown(rows, float(meta.get("elapsed_s", 0.0))))
-    _atomic_write(run_dir / "selfeval.md", selfeval_markdown(rows, meta))
+    write_atomic(run_dir / "operators.md", _operators_markdown(stats))
+    write_atomic(run_dir / "workers.md", workers_markdown(rows, float(meta.get("elapsed_s", 0.0))))
+    write_atomic(run_dir / "selfeval.md", selfeval_markdown(rows, meta))
     plot_curves(rows, meta, run_dir / "curves.png")
     plot_progress(rows, meta, run_dir / "progress.png")
     scores = heldout_scores(run_dir, rows, meta) if heldout else []
     if scores:
-        _atomic_write(run_dir / "heldout.json", json.dumps([s.__dict__ for s in scores], indent=1))
+        write_atomic(run_dir / "heldout.json", json.dumps([s.__dict__ for s in scores], indent=1))
     return Report(progress_png=run_dir / "progress.png", results_tsv=run_dir / "results.tsv",
                   best_diff=run_dir / "best.diff", operators_md=run_dir / "operators.md", operators=stats,
                   heldout=scores, verified=verified)

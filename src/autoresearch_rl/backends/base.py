@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 from autoresearch_rl.experiment import ExperimentRecord, Status, Timings
+from autoresearch_rl.files import write_atomic
 
 WORKER_FILE = "worker.json"  # written into the workspace when a worker starts a job: who runs it (pid, host)
 
@@ -84,9 +85,8 @@ def execute_job(executor: Executor, spec: JobSpec, env: Mapping[str, str] | None
     """Worker side of one job: note who runs it, validate, then train and score."""
     workspace = Path(spec.workspace)
     workspace.mkdir(parents=True, exist_ok=True)
-    note = workspace / f"{WORKER_FILE}.tmp"  # written whole, then renamed: a reader never sees half a file
-    note.write_text(json.dumps({"pid": os.getpid(), "host": platform.node(), "started": time.time()}))
-    os.replace(note, workspace / WORKER_FILE)
+    worker = {"pid": os.getpid(), "host": platform.node(), "started": time.time()}
+    write_atomic(workspace / WORKER_FILE, json.dumps(worker))  # whole or not at all: read while the job runs
     if spec.rejected:
         return ExperimentRecord(status=Status.INVALID_EDIT, seed=spec.seed, error=spec.rejected)
     if spec.validate:
