@@ -196,7 +196,7 @@ def run_real(preset_name: str, iters: int, cache: Path, seed: int) -> dict:
     base = template_source()
     with tempfile.TemporaryDirectory(prefix="arl-overhead-") as tmp, \
             Campaign.open(Path(tmp) / "run", preset_name, cache) as campaign:
-        proposer = make_proposer("ppo", base, ActionSpace.for_source(base), seed=seed)
+        proposer = make_proposer("ppo_edits", base, ActionSpace.for_source(base), seed=seed)
         config = LoopConfig(seed=seed, noise=NoiseConfig(calibration_seeds=2), oracle=OracleConfig(max_iters=iters))
         loop = ResearchLoop(campaign, proposer, config, base_source=base)
         profiler = Profiler()
@@ -223,7 +223,7 @@ def run_synthetic(iters: int, cache: Path, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="arl-overhead-syn-") as tmp, \
             Campaign.open(Path(tmp) / "run", "cpu-smoke", cache) as campaign:
         campaign.executor = SyntheticLandscape(base)
-        proposer = make_proposer("ppo", base, ActionSpace.for_source(base), seed=seed)
+        proposer = make_proposer("ppo_edits", base, ActionSpace.for_source(base), seed=seed)
         config = LoopConfig(seed=seed, oracle=OracleConfig(max_iters=iters, improvement_probability=0.0),
                             smoke_check=False)
         loop = ResearchLoop(campaign, proposer, config, base_source=base)

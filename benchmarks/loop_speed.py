@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="arl-speed-"))
     old_iters = args.old_iters or args.iters
     rows = []
-    for agent, label in (("greedy", "greedy"), ("ppo", "PPO")):
+    for agent, label in (("greedy", "greedy"), ("ppo_edits", "PPO")):  # the per-action learner, as recorded
         seconds = old_loop(agent, old_iters, root)
         rows.append({"loop": "arl-run loop (ledger + git)", "agent": label, "iters": old_iters, "seconds": seconds})
         core_agent = "greedy" if agent == "greedy" else "ppo_prior"

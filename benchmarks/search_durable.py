@@ -47,6 +47,7 @@ def run_campaign(job: dict) -> dict:
         os.environ["ARL_THREADS"] = str(job["threads"])
     from autoresearch_rl.agent.factory import make_proposer
     from autoresearch_rl.campaign import Campaign, RunnerExecutor
+    from autoresearch_rl.cli_source import candidate_device
     from autoresearch_rl.decision import KeepRule
     from autoresearch_rl.loop import LoopConfig, ResearchLoop
     from autoresearch_rl.oracle import OracleConfig
@@ -68,7 +69,7 @@ def run_campaign(job: dict) -> dict:
         else:  # every run of the campaign on the campaign's data order, like `arl run`
             campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path,
                                                config=RunnerConfig(data_seed=job["seed"]))
-        space = ActionSpace.for_source(base)
+        space = ActionSpace.for_source(base, device=candidate_device(campaign.preset.device))
         if job["agent"] == "ppo-frozen":  # ablation: PPO's policy at its initial prior, never updated
             from autoresearch_rl.agent.ppo import PPOConfig
             from autoresearch_rl.agent.ppo_agent import PPOProposer

@@ -16,17 +16,30 @@ from autoresearch_rl.ledger import CandidateHistory, Ledger
 
 log = logging.getLogger(__name__)
 
+LEGACY_PPO = ("ppo", "ppo_edits")  # the per-action learner's name before and since `ppo` is meta-trained
+
+
+def recorded_agent(ledger: Ledger) -> str | None:
+    """The agent that runs this campaign. Campaigns of earlier versions name the per-action learner "ppo"
+    (now `ppo_edits`); its proposals are recognisable by the observation they carry."""
+    recorded = ledger.meta().get("agent")
+    if recorded == LEGACY_PPO[0] and any("obs" in (r.proposal.get("info") or {}) for r in ledger.experiments()):
+        return LEGACY_PPO[1]
+    return recorded
+
 
 def claim_agent(ledger: Ledger, run_dir: Path, agent: str, seed: int, audit_fraction: float) -> float:
     """Record the agent on a new campaign; refuse another agent on an old one. The audit fraction in force."""
     meta = ledger.meta()
-    recorded = meta.get("agent")
+    recorded = recorded_agent(ledger)
     audit_fraction = float(meta.get("audit_fraction", audit_fraction))  # fixed when the campaign started
     if recorded is None:
         ledger.set_meta(agent=agent, campaign_seed=seed, audit_fraction=audit_fraction)
     elif recorded != agent:
         raise UserError(f"campaign {run_dir} was run by agent {recorded!r}, not {agent!r}; "
                         f"pass --agent {recorded} to resume it or use another --run-dir")
+    elif recorded != meta.get("agent"):
+        ledger.set_meta(agent=recorded)  # the legacy name, written once under today's
     return audit_fraction
 
 

@@ -12,7 +12,7 @@ from autoresearch_rl.agent.space_agent import SpaceAgentProposer, mirror_state
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.target import template_source
 from autoresearch_rl.target.edits import EditError
-from autoresearch_rl.target.grid import config_of, knob_choices, relations_check, train_py_space
+from autoresearch_rl.target.grid import Runnable, config_of, knob_choices, relations_check, train_py_space
 from autoresearch_rl.target.knobs import Knob, SearchSpec
 from autoresearch_rl.target.params import apply_params
 from autoresearch_rl.target.space import ActionSpace
@@ -152,3 +152,63 @@ def test_a_space_whose_every_configuration_was_measured_is_a_clear_error() -> No
     assert config_of(space, agent.propose(state).params) == others[-1]  # the one configuration never measured
     with pytest.raises(UserError, match="every one of the 6 configurations"):
         agent.propose(replace(state, history=history))
+
+
+def _set(config: tuple[int, ...], **values) -> tuple[int, ...]:
+    out = list(config)
+    for name, value in values.items():
+        k = SPACE.knobs.index(name.replace("at_", "@"))
+        out[k] = SPACE.choices[k].index(value)
+    return tuple(out)
+
+
+def test_structural_variants_are_knobs_of_the_space_written_like_the_operators_write_them() -> None:
+    assert {"@activation", "@qk_norm", "@softcap", "@position"} <= set(SPACE.knobs)
+    assert SPACE.values(START)["@qk_norm"] == "on"  # the base's variant is its start
+    space = ActionSpace.for_source(BASE, device="cpu")
+    for operator, variant in (("qk_norm", "off"), ("activation", "swiglu"), ("sliding_window", "half")):
+        source, description = apply_params(BASE, SPACE.values(_set(START, **{f"at_{operator}": variant})))
+        assert source == space.apply(space.index(operator, variant), BASE).after and "->" in description
+    both, _ = apply_params(BASE, {"@softcap": "off", "@qk_norm": "off", "DEPTH": 2})
+    assert "DEPTH = 2" in both and "torch.tanh" not in both
+    with pytest.raises(EditError, match="no structural operator 'wings'"):
+        apply_params(BASE, {"@wings": "on"})
+    with pytest.raises(EditError, match="not applicable"):
+        apply_params(BASE, {"@qk_norm": "sideways"})
+
+
+def test_runnable_refuses_what_would_not_run_as_new_code() -> None:
+    runnable = Runnable(BASE, SPACE, START)
+    off = _set(START, at_softcap="off")
+    moved = _set(off, LOGIT_SOFTCAP=SPACE.choices[SPACE.knobs.index("LOGIT_SOFTCAP")][0])
+    assert runnable.refusal(moved, [START]) == ""  # new code: nothing like it measured
+    assert "no different from a measured configuration" in runnable.refusal(moved, [START, off])
+    assert runnable.refusal(_set(START, LOGIT_SOFTCAP=5.0), [START, off]) == ""  # with the softcap on, it matters
+    assert "divides" in runnable.refusal(_set(START, BATCH_SIZE=8, MICRO_BATCH_SIZE=16), [START])
+
+
+def _own_history(n: int) -> tuple[Transition, ...]:
+    """n candidates the frozen policy proposed, each answered (a gain now and then), as a ledger records them."""
+    history: list[Transition] = []
+    agent = SpaceAgentProposer("ppo_meta_frozen", BASE, seed=5, device="cpu")
+    for i in range(n):
+        params = agent.propose(_state(tuple(history))).params
+        kept = i % 9 == 4
+        history.append(_transition(i, params, Status.KEPT if kept else Status.DISCARDED,
+                                   1.95 - 0.01 * i if kept else 2.0 + 0.003 * (i % 5), 2.0 if kept else -0.5 - 0.1 * (i % 5)))
+    return tuple(history)
+
+
+@pytest.mark.skipif(not META_WEIGHTS.is_file(), reason="the meta-trained weights are not built (arl pretrain)")
+def test_the_default_fine_tunes_online_by_replaying_the_ledger() -> None:
+    history = _own_history(40)  # more than one rollout (32 steps)
+    state = _state(history)
+    tuned = SpaceAgentProposer("ppo", BASE, seed=5, device="cpu").propose(state)
+    frozen = SpaceAgentProposer("ppo_meta_frozen", BASE, seed=5, device="cpu").propose(state)
+    assert tuned.info["policy_version"] == 1 and frozen.info["policy_version"] == 0
+    assert tuned.info["horizon"] == 400  # 40 iterations were 10% of the budget
+    # a pure function of the ledger: a fresh controller (a resumed one) proposes the very same
+    assert SpaceAgentProposer("ppo", BASE, seed=5, device="cpu").propose(state) == tuned
+    # the update moved the policy: its probability of the same proposal differs from the frozen weights'
+    assert tuned.info["logprob"] != frozen.info["logprob"] or tuned.params != frozen.params
+    assert SpaceAgentProposer("ppo", BASE, seed=5, device="cpu").propose(_state(history[:31])).info["policy_version"] == 0

@@ -52,7 +52,7 @@ class Staggered:
                 self.running -= 1
 
 
-def run_async(tmp_path: Path, cache: Path, executor, workers: int, iters: int, agent: str = "ppo") -> ResearchLoop:
+def run_async(tmp_path: Path, cache: Path, executor, workers: int, iters: int, agent: str = "ppo_edits") -> ResearchLoop:
     with Campaign.open(tmp_path / "run", "cpu-smoke", cache) as campaign:
         campaign.executor = executor
         backend = LocalBackend(executor, local_slots(workers, "cpu", cpu_count=2, gpu_count=0))
@@ -116,7 +116,7 @@ def test_local_backend_runs_jobs_concurrently_and_returns_each_once(tmp_path: Pa
     assert {r.worker for r in results} == {"local:0", "local:1"} and not backend.in_flight()
 
 
-@pytest.mark.parametrize("agent", ["ppo", "random", "tpe"])
+@pytest.mark.parametrize("agent", ["ppo_edits", "ppo", "random", "tpe"])
 def test_async_loop_with_two_workers_accounts_for_every_experiment(agent: str, tmp_path: Path,
                                                                    smoke_cache: Path) -> None:
     executor = Staggered(SyntheticLandscape(BASE))
@@ -128,7 +128,7 @@ def test_async_loop_with_two_workers_accounts_for_every_experiment(agent: str, t
         running_together = [r for r in rows if r.role == "candidate" and r.summary.get("worker") == "local:1"]
         assert running_together, "both slots ran candidates"
         assert all("shared by 2 slots" in r.summary["device"] for r in rows)
-        if agent == "ppo":
+        if agent == "ppo_edits":
             versions = [r.proposal["info"]["policy_version"] for r in rows if r.role == "candidate"]
             assert versions == sorted(versions) and versions[-1] >= 1  # recorded with each proposal; it learned
 
@@ -145,7 +145,7 @@ def test_async_campaign_resumes_on_one_worker(tmp_path: Path, smoke_cache: Path)
     run_async(tmp_path, smoke_cache, Staggered(SyntheticLandscape(BASE)), workers=2, iters=6)
     with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
         campaign.executor = SyntheticLandscape(BASE)
-        ResearchLoop(campaign, make_proposer("ppo", BASE, SPACE, seed=3),
+        ResearchLoop(campaign, make_proposer("ppo_edits", BASE, SPACE, seed=3),
                      LoopConfig(oracle=OracleConfig(max_iters=10), smoke_check=False), base_source=BASE).run()
     assert_async_invariants(tmp_path / "run", 10)
 

@@ -35,7 +35,7 @@ def _session(run_dir: Path, cache: Path, kill_at: str | None, kill_after_s: floa
     env.pop("ARL_KILL_AT", None)
     if kill_at:
         env["ARL_KILL_AT"] = kill_at
-    proc = subprocess.Popen([sys.executable, str(DRIVER), str(run_dir), str(cache), "ppo", str(ITERS)], env=env,
+    proc = subprocess.Popen([sys.executable, str(DRIVER), str(run_dir), str(cache), "ppo_edits", str(ITERS)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _, err = proc.communicate(timeout=kill_after_s if kill_after_s is not None else 240)

@@ -48,7 +48,7 @@ class Injector:
     completions: int = 0  # sessions that finished the campaign before a kill came (max_iters was raised)
 
     def args(self) -> list[str]:
-        return ["run", "--preset", "cpu-smoke", "--agent", "ppo", "--max-iters", str(self.max_iters),
+        return ["run", "--preset", "cpu-smoke", "--agent", "ppo_edits", "--max-iters", str(self.max_iters),
                 "--calibration-seeds", "2", "--run-dir", str(self.run_dir)]
 
     def start(self, kill_at: str | None = None) -> subprocess.Popen:
@@ -160,7 +160,7 @@ def assert_nothing_lost(run_dir: Path, iterations: int) -> dict[str, int]:
     assert len((run_dir / "results.tsv").read_text().splitlines()) == 1 + sum(r.decided for r in rows)
     # the agent: a readable checkpoint that has seen the whole ledger, with the recorded number of updates
     saved = torch.load(run_dir / "agent" / "checkpoint.pt", weights_only=True)
-    assert saved["proposer"] == "ppo" and saved["updates"] == meta["agent_updates"]
+    assert saved["proposer"] == "ppo_edits" and saved["updates"] == meta["agent_updates"]
     assert saved["last_exp_id"] == max(r.id for r in rows if r.role == "candidate" and r.decided
                                        and r.status is not Status.INTERRUPTED)
     return {"experiments": len(rows), "interrupted": len(interrupted), "candidates": len(candidates),

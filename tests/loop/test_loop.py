@@ -98,7 +98,7 @@ def test_every_proposer_runs_through_the_same_loop(agent: str, tmp_path: Path, s
 
 
 def test_ppo_updates_and_checkpoints_every_rollout(tmp_path: Path, smoke_cache: Path) -> None:
-    proposer = make_proposer("ppo", BASE, SPACE, seed=0)
+    proposer = make_proposer("ppo_edits", BASE, SPACE, seed=0)
     run_loop(tmp_path, smoke_cache, proposer, 17)
     assert proposer.updates == 2  # rollouts of 8: updates at the 9th and 17th proposals
     saved = torch.load(tmp_path / "run" / "agent" / "checkpoint.pt", weights_only=True)
@@ -109,7 +109,7 @@ def test_ppo_updates_and_checkpoints_every_rollout(tmp_path: Path, smoke_cache: 
 
 def test_proposing_never_learns_the_loop_calls_the_update(tmp_path: Path, smoke_cache: Path) -> None:
     """The PPO update is an explicit step (`update` when `ready()`), not a side effect of `propose`."""
-    proposer = make_proposer("ppo", BASE, SPACE, seed=0)
+    proposer = make_proposer("ppo_edits", BASE, SPACE, seed=0)
     run_loop(tmp_path, smoke_cache, proposer, 8)
     assert proposer.ready() and proposer.updates == 0  # a full rollout, not learned from yet
     with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
@@ -216,7 +216,7 @@ def _outcomes(run_dir: Path) -> list[tuple]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory, smoke_cache: Path) -> dict[str, Path]:
     runs = {}
-    for agent in ("ppo", "tpe", "ppo_meta"):
+    for agent in ("ppo_edits", "tpe", "ppo"):
         run_dir = tmp_path_factory.mktemp(f"reference-{agent}") / "run"
         done = _drive(run_dir, smoke_cache, agent)
         assert done.returncode == 0, done.stderr
@@ -225,13 +225,13 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, smoke_cache: Path) -
 
 
 @pytest.mark.parametrize(("agent", "kill_at"), [
-    ("ppo", "experiment_started:7"),  # mid-experiment: the row is RUNNING
-    ("ppo", "experiment_finished:6"),  # between ledger writes: scored, not decided
-    ("ppo", "proposed:9"),  # after the first PPO update, before its checkpoint
-    ("ppo", "checkpoint_written:1"),  # checkpoint written to a temp file, not yet in place
-    ("ppo", "decided:8"),  # decided in the ledger, git and the agent not yet told
+    ("ppo_edits", "experiment_started:7"),  # mid-experiment: the row is RUNNING
+    ("ppo_edits", "experiment_finished:6"),  # between ledger writes: scored, not decided
+    ("ppo_edits", "proposed:9"),  # after the first PPO update, before its checkpoint
+    ("ppo_edits", "checkpoint_written:1"),  # checkpoint written to a temp file, not yet in place
+    ("ppo_edits", "decided:8"),  # decided in the ledger, git and the agent not yet told
     ("tpe", "before_decision:5"),
-    ("ppo_meta", "decided:6"),  # a space agent: its state is the ledger's history, folded again on resume
+    ("ppo", "decided:6"),  # the default, a space agent: its state is the ledger's history, folded again on resume
 ])
 def test_killed_campaign_resumes_to_the_uninterrupted_result(agent: str, kill_at: str, tmp_path: Path,
                                                              smoke_cache: Path, uninterrupted: dict[str, Path]) -> None:
@@ -242,7 +242,7 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(agent: str, kill_at
     assert resumed.returncode == 0, resumed.stderr
     assert_campaign_invariants(run_dir, ITERS)
     assert _outcomes(run_dir) == _outcomes(uninterrupted[agent])
-    if agent == "ppo":
+    if agent == "ppo_edits":
         mine = torch.load(run_dir / "agent" / "checkpoint.pt", weights_only=True)
         reference = torch.load(uninterrupted[agent] / "agent" / "checkpoint.pt", weights_only=True)
         assert mine["updates"] == reference["updates"] == 1  # continuous: the update is neither lost nor doubled
@@ -253,13 +253,38 @@ def test_killed_campaign_resumes_to_the_uninterrupted_result(agent: str, kill_at
 def test_corrupt_agent_checkpoint_is_rebuilt_from_the_ledger(tmp_path: Path, smoke_cache: Path,
                                                               uninterrupted: dict[str, Path]) -> None:
     run_dir = tmp_path / "run"
-    killed = _drive(run_dir, smoke_cache, "ppo", "proposed:11")
+    killed = _drive(run_dir, smoke_cache, "ppo_edits", "proposed:11")
     assert killed.returncode == -9
     (run_dir / "agent" / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    resumed = _drive(run_dir, smoke_cache, "ppo")
+    resumed = _drive(run_dir, smoke_cache, "ppo_edits")
     assert resumed.returncode == 0, resumed.stderr
     assert "unreadable" in resumed.stderr
-    assert _outcomes(run_dir) == _outcomes(uninterrupted["ppo"])
+    assert _outcomes(run_dir) == _outcomes(uninterrupted["ppo_edits"])
+
+
+def test_a_per_action_campaign_from_before_the_rename_resumes_as_ppo_edits(tmp_path: Path,
+                                                                           uninterrupted: dict[str, Path]) -> None:
+    """Earlier versions recorded the per-action learner as "ppo"; `ppo` is now the meta-trained scorer.
+    Such a campaign is never handed to the new agent: it resumes under `--agent ppo_edits`, checkpoint and all."""
+    import shutil
+
+    from autoresearch_rl import restart
+    from autoresearch_rl.agent.checkpoint import load_checkpoint
+    from autoresearch_rl.errors import UserError
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(uninterrupted["ppo_edits"], run_dir)
+    checkpoint = run_dir / "agent" / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["proposer"] = "ppo"
+    torch.save(saved, checkpoint)
+    with Ledger.open(run_dir, create=False) as ledger:
+        ledger.set_meta(agent="ppo")
+        with pytest.raises(UserError, match="pass --agent ppo_edits"):
+            restart.claim_agent(ledger, run_dir, "ppo", 7, 0.0)
+        restart.claim_agent(ledger, run_dir, "ppo_edits", 7, 0.0)
+        assert ledger.meta()["agent"] == "ppo_edits"
+    assert load_checkpoint(make_proposer("ppo_edits", BASE, SPACE, seed=7), checkpoint) == saved["last_exp_id"] > 0
 
 
 class Repeating:

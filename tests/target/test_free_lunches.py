@@ -79,6 +79,22 @@ def test_a_constant_no_code_reads_is_never_offered_or_run() -> None:
         space.apply(space.index("pow2:UNUSED_WIDTH", "x2"), USER_SCRIPT)
 
 
+@pytest.mark.parametrize(("operator", "variant", "constant"), [
+    ("softcap", "off", "LOGIT_SOFTCAP"), ("position", "learned", "ROPE_BASE"),
+    ("tie_embeddings", "on", "EMBEDDING_LR"), ("matrix_optimizer", "adamw", "MUON_MOMENTUM")])
+def test_a_constant_a_structural_variant_leaves_without_effect_is_never_offered(operator: str, variant: str,
+                                                                                constant: str) -> None:
+    space = ActionSpace.for_source(TEMPLATE, device="cpu")
+    before = {a.operator for a in space.actions if space.mask(TEMPLATE)[a.index]}
+    assert any(op.endswith(f":{constant}") for op in before)
+    source = space.apply(space.index(operator, variant), TEMPLATE).after
+    after = {a.operator for a in space.actions if space.mask(source)[a.index]}
+    assert not any(op.endswith(f":{constant}") for op in after)  # still read by the code, but without effect
+    moves = [a for a in space.actions if a.operator.endswith(f":{constant}")]
+    with pytest.raises(EditError, match="no effect in its variants"):
+        space.apply(moves[0].index, source)
+
+
 def test_constraint_clauses_parse_and_bad_ones_are_one_line_errors() -> None:
     spec = parse_spec("M", '# search: choice 0, 4, 8; divides BATCH; device cuda, mps', 0)
     assert spec is not None and spec.divides == "BATCH" and spec.devices == ("cuda", "mps") and spec.choices == (0, 4, 8)

@@ -24,9 +24,9 @@ def load_checkpoint(proposer: Learner, path: Path) -> int:
         return 0
     import torch
 
-    try:
+    try:  # a checkpoint of the per-action learner from before it was renamed `ppo_edits` is still its own
         saved = torch.load(path, weights_only=True)
-        if saved.get("proposer") != proposer.name:
+        if saved.get("proposer") != proposer.name and (saved.get("proposer"), proposer.name) != ("ppo", "ppo_edits"):
             raise ValueError(f"checkpoint is for {saved.get('proposer')!r}")
         proposer.load_state_dict(saved["state"])
         return int(saved["last_exp_id"])

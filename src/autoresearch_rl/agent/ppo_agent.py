@@ -33,7 +33,7 @@ def floor_entropy_ratio(n: int, epsilon: float) -> float:
 
 
 class PPOProposer:
-    name = "ppo"
+    name = "ppo_edits"  # `arl run --agent ppo_edits`; named "ppo" in campaigns before the meta-trained default
 
     def __init__(self, base_source: str, space: ActionSpace, config: PPOConfig = PPOConfig(), seed: int = 0,
                  reward_clip: float = 5.0, action_scoring: bool = True, prior: bool = True) -> None:

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import libcst as cst
+
 from autoresearch_rl.target.edits import (Edit, EditError, KnobOperator, Operator, apply_edit, hyperparameter_operators,
                                           knobs_of, parse_source)
 from autoresearch_rl.target.knobs import Knob, constraints_hold
@@ -27,6 +29,15 @@ class Action:
     operator: str
     arg: str
     kind: str  # "hyperparameter" or "structural"
+
+
+def effective_reads(source: str, module: cst.Module) -> frozenset[str]:
+    """The names `source` reads, less the constants its structural variants leave without effect."""
+    try:
+        from autoresearch_rl.target.structural import inert_constants
+    except ImportError:  # pragma: no cover - structural operators are optional for the space's contract
+        return read_names(source)
+    return read_names(source) - inert_constants(module)
 
 
 def _structural_operators() -> list[Operator]:
@@ -91,7 +102,7 @@ class ActionSpace:
     def _compute_mask(self, source: str) -> tuple[bool, ...]:
         module = parse_source(source)
         knobs = knobs_of(module)
-        reads = read_names(source)
+        reads = effective_reads(source, module)
         mask = []
         for action in self.actions:
             op = self.operators[action.operator]
@@ -108,7 +119,7 @@ class ActionSpace:
         if knob is None:
             return ""
         if op.knob not in reads:
-            return f"{op.knob} is never read by this train.py: editing it would change nothing"
+            return f"{op.knob} is never read by this train.py, or has no effect in its variants: editing it would change nothing"
         if knob.spec.devices and self.device is not None and self.device not in knob.spec.devices:
             return f"{op.knob} only has an effect on {', '.join(knob.spec.devices)}, and candidates run on {self.device}"
         if not constraints_hold(knobs, op.knob, op.target(knob, arg)):
@@ -119,7 +130,8 @@ class ActionSpace:
         action = self.actions[index]
         op = self.operators[action.operator]
         if isinstance(op, KnobOperator):
-            why = self.pointless(op, knobs_of(parse_source(source)), read_names(source), action.arg)
+            module = parse_source(source)
+            why = self.pointless(op, knobs_of(module), effective_reads(source, module), action.arg)
             if why:
                 raise EditError(why)
         return apply_edit(source, op, action.arg)

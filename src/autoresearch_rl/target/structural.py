@@ -39,6 +39,7 @@ class StructuralOperator:
     args: tuple[str, ...] = ()
     subject = ""
     labels: Mapping[str, str] = {}
+    unused: Mapping[str, tuple[str, ...]] = {}  # variant -> constants still read, but without effect in it
 
     def current(self, module: cst.Module) -> str | None:
         """The variant this code is, or None when the operator does not recognise it (masked)."""
@@ -368,6 +369,8 @@ class PositionOperator(StructuralOperator):
     subject = "position encoding"
     labels = {"rope": "RoPE", "learned": "learned absolute embeddings"}
 
+    unused = {"learned": ("ROPE_BASE",)}
+
     def note(self, arg: str) -> str:
         return "ROPE_BASE unused" if arg == "learned" else ""
 
@@ -443,6 +446,8 @@ class TieEmbeddingsOperator(StructuralOperator):
     subject = "embedding and head"
     labels = {"on": "tied", "off": "untied"}
 
+    unused = {"on": ("EMBEDDING_LR",)}
+
     def note(self, arg: str) -> str:
         return "one matrix with the head's init and LR; EMBEDDING_LR unused" if arg == "on" else ""
 
@@ -483,6 +488,8 @@ class SoftcapOperator(SwapOperator):
         "off": ("return logits  # raw logits, no softcap",),
     }
 
+    unused = {"off": ("LOGIT_SOFTCAP",)}
+
     def note(self, arg: str) -> str:
         return "LOGIT_SOFTCAP unused" if arg == "off" else ""
 
@@ -507,6 +514,8 @@ class MatrixOptimizerOperator(SwapOperator):
 
     def allowed(self, module: cst.Module, arg: str) -> bool:
         return arg != "muon" or scope(module, ("Muon",)) is not None
+
+    unused = {"adamw": ("MUON_MOMENTUM",)}
 
     def note(self, arg: str) -> str:
         return "LR 0.1 x MATRIX_LR; MUON_MOMENTUM unused" if arg == "adamw" else ""
@@ -625,6 +634,12 @@ class SlidingWindowOperator(StructuralOperator):
                       insert_after(need(find_where(scope(module, GPT_INIT), assigns("self.blocks"))),
                                    statement(MASK_LOOPS[arg])),
                       replace(need(find(attention, CAUSAL_ATTENTION)), MASKED_ATTENTION))
+
+
+def inert_constants(module: cst.Module) -> frozenset[str]:
+    """Constants the code still reads but that have no effect in the variants it is (LOGIT_SOFTCAP, softcap off)."""
+    return frozenset(name for op in structural_operators() if isinstance(op, StructuralOperator)
+                     for name in op.unused.get(_current(op, module) or "", ()))
 
 
 def structural_operators() -> list[Operator]:

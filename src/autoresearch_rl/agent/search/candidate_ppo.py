@@ -24,6 +24,8 @@ from autoresearch_rl.core.proposer import Proposal
 from autoresearch_rl.core.space import DiscreteSpace
 from autoresearch_rl.core.state import CampaignState, Experiment
 
+Features = tuple[list[tuple[tuple[int, ...], str]], np.ndarray, np.ndarray]  # candidates, their rows, the campaign's
+
 # untried, measured, measured_gain, predicted_gain, predicted_sd, p_clear, ei, knob_tries, knob_best, crash_rate,
 # remeasure, challenger, move, distance, bias, tpe_rank, tpe_sample: a local searcher that tries untried edits the
 # surrogate likes, avoids crashes, rarely jumps far, and leans towards where TPE sees the good configurations
@@ -88,13 +90,18 @@ class CandidatePPO:
             raise UserError(f"{path} does not hold weights of this policy ({str(exc).splitlines()[0]}); "
                             "re-run `arl pretrain`") from exc
 
-    def propose(self, state: CampaignState) -> Proposal:
-        cands, rows, campaign = featurise(self.space, state, self.horizon, self.fresh_only)
+    def _score(self, state: CampaignState, features: Features | None = None
+               ) -> tuple[list[tuple[tuple[int, ...], str]], np.ndarray, np.ndarray, np.ndarray, float]:
+        """The candidates, their features, the campaign's, the policy's probabilities and the value estimate."""
+        cands, rows, campaign = features or self.features(state)
         with torch.no_grad():
             logits = self.net.logits(torch.from_numpy(rows), torch.from_numpy(campaign))
             probs = torch.softmax(logits, -1).double().numpy()
             value = float(self.net.value(torch.from_numpy(campaign)))
-        probs = probs / probs.sum()
+        return cands, rows, campaign, probs / probs.sum(), value
+
+    def propose(self, state: CampaignState) -> Proposal:
+        cands, rows, campaign, probs, value = self._score(state)
         action = int(step_rng(self.seed, state.iterations, self.name).choice(len(cands), p=probs))
         step = _Step(rows, campaign, action, float(np.log(max(probs[action], 1e-12))), value)
         self._by_exp[len(state.experiments)] = step
@@ -103,6 +110,22 @@ class CandidatePPO:
         config, kind = cands[action]
         return Proposal(config, "remeasure" if kind == "remeasure" else "edit",
                         info={"action": action, "candidate": kind, "logprob": round(step.logprob, 6)})
+
+    def features(self, state: CampaignState) -> Features:
+        """What the policy is offered in `state`: a function of the state and the horizon, not of the weights."""
+        return featurise(self.space, state, self.horizon, self.fresh_only)
+
+    def record(self, state: CampaignState, config: tuple[int, ...], features: Features | None = None) -> bool:
+        """Take `config` as this policy's action in `state` (a step replayed from a ledger), if it is one of the
+        candidates the policy is offered there (`features`: `self.features(state)`, when known); the next
+        `observe` of that experiment gives its reward."""
+        cands, rows, campaign, probs, value = self._score(state, features)
+        action = next((i for i, (c, kind) in enumerate(cands) if c == config and kind == "edit"), None)
+        if action is None:
+            return False
+        self._by_exp[len(state.experiments)] = _Step(rows, campaign, action, float(np.log(max(probs[action], 1e-12))),
+                                                     value)
+        return True
 
     def observe(self, state: CampaignState, experiment: Experiment) -> None:
         step = self._by_exp.pop(experiment.exp, None)
