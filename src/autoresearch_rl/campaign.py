@@ -264,7 +264,9 @@ def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dic
         "noise_sigma": meta.get("noise_sigma"),
         "calibration_disturbed": meta.get("calibration_disturbed", []),  # left out: trained far off the others' speed
         "keep_margin": meta.get("keep_margin"),
-        "agent_updates": meta.get("agent_updates", 0),
+        # a checkpointed learner records its updates; a policy fine-tuned from the ledger, with each proposal
+        "agent_updates": max([int(meta.get("agent_updates", 0))] + [int((r.proposal.get("info") or {}).get(
+            "policy_version", 0)) for r in candidates]),
         "elapsed_hours": round(float(meta.get("elapsed_s", 0.0)) / 3600, 4),
         "device_hours": round(sum(r.timings.total for r in rows) / 3600, 4),
         "experiments_per_hour": None if per_hour is None else round(per_hour, 2),

@@ -84,7 +84,7 @@ class ResearchLoop:
         self._retry: deque[int] = deque()  # interrupted candidates waiting to be re-run
         self._remeasure: deque[int] = deque()  # candidates waiting for a paired re-run of the incumbent
         self._calibration_attempts = 0
-        self._auditor = RandomProposer(seed=derive_seed(config.seed, "audit"))
+        self._auditor = getattr(proposer, "auditor", RandomProposer)(seed=derive_seed(config.seed, "audit"))
 
     def state(self) -> SearchState:
         """The proposer's view (loop_view.py), with the edits in flight on this incumbent masked."""

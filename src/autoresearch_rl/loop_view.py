@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoresearch_rl import campaign_view as view
-from autoresearch_rl.agent.protocol import Proposer, SearchState, Transition
+from autoresearch_rl.agent.protocol import Learner, Proposer, SearchState, Transition
 from autoresearch_rl.ledger import CandidateHistory, ExperimentRow, Ledger
 from autoresearch_rl.loop_config import Incumbent, LoopConfig
 from autoresearch_rl.oracle import CampaignProgress
@@ -64,8 +64,8 @@ class LoopView:
 
     @property
     def audits(self) -> bool:
-        """Any agent but random search is audited when asked (random audited against itself would be waste)."""
-        return self.audit_fraction > 0 and self.proposer.name != "random"
+        """Only a learning agent is audited (random search audited against itself would be waste)."""
+        return self.audit_fraction > 0 and (isinstance(self.proposer, Learner) or getattr(self.proposer, "learns", False))
 
     def audit_summary(self, rows: list[ExperimentRow] | None = None) -> AuditSummary | None:
         """The agent's improvement rate against the interleaved random proposals', on this campaign."""

@@ -62,6 +62,9 @@ def test_loop_interleaves_random_proposals_and_reports_the_audit(tmp_path: Path,
     audited = [r for r in candidates if r.proposal.get("audit")]
     assert audited and len(audited) == sum(is_audit(0, i, 0.3) for i in range(30))
     assert all("obs" not in r.proposal["info"] for r in audited)  # random's, not the policy's
+    # the default agent proposes configurations of train.py: so does its auditor, so that a kept audit
+    # proposal stays a configuration the agent can see and build on
+    assert all(r.proposal["params"] is not None and r.proposal["info"]["agent"] == "random" for r in audited)
     assert summary is not None and summary.random_n == len(audited) and summary.agent_n == 30 - len(audited)
     assert status["audit"]["random_n"] == len(audited)
     assert "audit: agent improved" in summary.line()

@@ -38,7 +38,9 @@ from autoresearch_rl.target.grid import Runnable, config_of, train_py_space
 
 # `arl run --agent` name -> the search agent (`agent/search/registry.py`)
 SPACE_AGENTS = {"ppo": "ppo", "ppo_meta": "ppo_meta", "ppo_meta_frozen": "ppo_meta_frozen", "ppo_prior": "ppo_prior",
-                "evolution": "evolution", "gp_local": "gp_local"}
+                "evolution": "evolution", "gp_local": "gp_local",
+                "random_config": "random"}  # uniform random configurations: the self-audit's chance level
+LEARNING = ("ppo", "ppo_meta", "ppo_prior")  # policies fine-tuned on the campaign (audited when asked)
 DEFAULT_HORIZON = 100  # the meta-training episode length, until the budget used says otherwise
 MAX_REFUSED = 20  # configurations that would not run refused per proposal; then the loop refuses the last one
 
@@ -105,11 +107,15 @@ class SpaceAgentProposer:
     def __init__(self, name: str, base_source: str, seed: int = 0, device: str | None = None) -> None:
         if name not in SPACE_AGENTS:
             raise ValueError(f"unknown space agent {name!r}; choose one of {', '.join(SPACE_AGENTS)}")
-        self.name = name
-        self.seed = seed
+        self.name, self.seed, self.base_source, self.device = name, seed, base_source, device
+        self.learns = name in LEARNING
         self.space, self.start = train_py_space(base_source, device)
         self.runnable = Runnable(base_source, self.space, self.start)
         self.features = FeatureCache()  # what replayed steps offered the policy: a memo, not memory
+
+    def auditor(self, seed: int) -> SpaceAgentProposer:
+        """The self-audit's random proposals, in the same space: a kept one stays a configuration the agent sees."""
+        return SpaceAgentProposer("random_config", self.base_source, seed, self.device)
 
     def horizon(self, state: SearchState, iterations: int) -> int:
         """The episode length the budget feature assumes: as in training, the share of the campaign used."""
