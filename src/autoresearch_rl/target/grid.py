@@ -26,6 +26,7 @@ from autoresearch_rl.core.space import Config, DiscreteSpace
 from autoresearch_rl.target.edits import EditError
 from autoresearch_rl.target.knobs import Knob, constraints_hold, discover_knobs
 from autoresearch_rl.target.params import STRUCTURAL, apply_params
+from autoresearch_rl.target.space import effective_reads
 from autoresearch_rl.target.tokens import read_names
 
 POINTS = 7  # choices of a float or long integer range (the current value comes on top when it is not one)
@@ -153,12 +154,10 @@ class Runnable:
         """The knobs that change the code in this configuration's variants (None: the variants do not compose)."""
         variants = tuple(config[k] for k in self.structural)
         if variants not in self._effect:
-            from autoresearch_rl.target.structural import inert_constants
-
             structure = {self.space.knobs[k]: self.space.choices[k][config[k]] for k in self.structural}
             try:
                 code = apply_params(self.base_source, structure)[0]
-                reads = read_names(code) - inert_constants(cst.parse_module(code))
+                reads = effective_reads(code, cst.parse_module(code))
                 self._effect[variants] = frozenset(k for k, name in enumerate(self.space.knobs)
                                                    if name.startswith(STRUCTURAL) or name in reads)
             except EditError:
