@@ -10,21 +10,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from autoresearch_rl.agent.factory import RENAMED_PPO
 from autoresearch_rl.campaign_view import incumbent_of
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.ledger import CandidateHistory, Ledger
 
 log = logging.getLogger(__name__)
 
-LEGACY_PPO = ("ppo", "ppo_edits")  # the per-action learner's name before and since `ppo` is meta-trained
-
 
 def recorded_agent(ledger: Ledger) -> str | None:
     """The agent that runs this campaign. Campaigns of earlier versions name the per-action learner "ppo"
     (now `ppo_edits`); its proposals are recognisable by the observation they carry."""
     recorded = ledger.meta().get("agent")
-    if recorded == LEGACY_PPO[0] and any("obs" in (r.proposal.get("info") or {}) for r in ledger.experiments()):
-        return LEGACY_PPO[1]
+    if recorded == RENAMED_PPO[0] and any("obs" in (r.proposal.get("info") or {}) for r in ledger.experiments()):
+        return RENAMED_PPO[1]
     return recorded
 
 

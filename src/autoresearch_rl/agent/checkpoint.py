@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from autoresearch_rl import faults
+from autoresearch_rl.agent.factory import RENAMED_PPO
 from autoresearch_rl.agent.protocol import Learner, Proposer, Transition
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def load_checkpoint(proposer: Learner, path: Path) -> int:
 
     try:  # a checkpoint of the per-action learner from before it was renamed `ppo_edits` is still its own
         saved = torch.load(path, weights_only=True)
-        if saved.get("proposer") != proposer.name and (saved.get("proposer"), proposer.name) != ("ppo", "ppo_edits"):
+        if saved.get("proposer") != proposer.name and (saved.get("proposer"), proposer.name) != RENAMED_PPO:
             raise ValueError(f"checkpoint is for {saved.get('proposer')!r}")
         proposer.load_state_dict(saved["state"])
         return int(saved["last_exp_id"])

@@ -13,6 +13,7 @@ from autoresearch_rl.agent.protocol import Proposer
 from autoresearch_rl.decision import KeepRule
 from autoresearch_rl.target.space import ActionSpace
 
+RENAMED_PPO = ("ppo", "ppo_edits")  # the per-action learner: its name in campaigns before `ppo` was meta-trained, and now
 AGENTS = ("ppo", "ppo_meta", "ppo_meta_frozen", "ppo_prior", "ppo_edits", "random", "greedy", "tpe", "evolution",
           "gp_local")
 
