@@ -17,6 +17,7 @@ from autoresearch_rl.core.loop import Campaign, Loop
 from autoresearch_rl.core.state import CampaignState
 from autoresearch_rl.core.stopper import MaxIterations
 from autoresearch_rl.core.store import MemoryStore, Store
+from autoresearch_rl.core.workers import SimulatedWorkers
 from autoresearch_rl.landscapes.base import Landscape, normalized_regret, start_config
 from autoresearch_rl.oracle.convergence import Convergence
 from autoresearch_rl.oracle.rules import CampaignProgress
@@ -83,19 +84,23 @@ def oracle_fire(state: CampaignState, rule: Convergence = Convergence()) -> int 
 
 
 def build_campaign(landscape: Landscape, agent_name: str, seed: int, iters: int, store: Store,
-                   task: str | None = None) -> Campaign:
-    """The campaign every agent runs on (task, seed): the same start, noise stream, keep rule and budget."""
+                   task: str | None = None, workers: int = 1) -> Campaign:
+    """The campaign every agent runs on (task, seed): the same start, noise stream, keep rule and budget;
+    `workers` experiments at once (on a virtual clock, see `core/workers.py`)."""
     from autoresearch_rl.agent.search import make_search_agent
 
     return Campaign(task=task or landscape.name, seed=seed, start=start_config(landscape, seed),
                     proposer=make_search_agent(agent_name, landscape.space, seed, horizon=iters),
-                    executor=LandscapeExecutor(landscape), stopper=MaxIterations(iters), store=store,
-                    settings={"agent": agent_name, "max_iters": iters})
+                    executor=SimulatedWorkers(LandscapeExecutor(landscape), workers), stopper=MaxIterations(iters),
+                    store=store, settings={"agent": agent_name, "max_iters": iters,
+                                           **({"workers": workers} if workers > 1 else {})})
 
 
 def simulate(landscape: Landscape, agent_name: str, seed: int, iters: int, task: str | None = None,
-             oracle: Convergence = Convergence(), run_dir: Path | None = None) -> CampaignResult:
-    """One campaign; in memory, or durable in `run_dir` (SQLite event log + git of kept versions; resumes)."""
+             oracle: Convergence = Convergence(), run_dir: Path | None = None, workers: int = 1) -> CampaignResult:
+    """One campaign; in memory, or durable in `run_dir` (SQLite event log + git of kept versions; resumes).
+    `extra`: `finished_at`, the virtual time each experiment's outcome came in (this session's runs), and
+    `iteration_exps`, the experiment behind each entry of the regret curve."""
     started = time.perf_counter()
     keeper = None
     if run_dir is None:
@@ -105,7 +110,7 @@ def simulate(landscape: Landscape, agent_name: str, seed: int, iters: int, task:
 
         store = SQLiteEventStore(run_dir)
         keeper = GitKeeper(run_dir, landscape.space)
-    campaign = build_campaign(landscape, agent_name, seed, iters, store, task)
+    campaign = build_campaign(landscape, agent_name, seed, iters, store, task, workers)
     loop = Loop(campaign, on_event=keeper.on_event if keeper else None)
     if keeper is not None:
         keeper.reconcile(loop.state)
@@ -114,4 +119,6 @@ def simulate(landscape: Landscape, agent_name: str, seed: int, iters: int, task:
     curve, kept, false_keeps = regret_curve(state, landscape, iters)
     decisions = sum(e.verdict in ("kept", "discarded", "failed") for e in state.edits)
     return CampaignResult(task or landscape.name, agent_name, seed, curve, decisions, kept, false_keeps,
-                          oracle_fire(state, oracle), seconds, len(store.events()))
+                          oracle_fire(state, oracle), seconds, len(store.events()),
+                          extra={"finished_at": dict(campaign.executor.finished_at),  # type: ignore[union-attr]
+                                 "iteration_exps": [e.exp for e in state.experiments if e.kind != "calibration"]})

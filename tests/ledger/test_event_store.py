@@ -42,6 +42,15 @@ def test_durable_and_in_memory_campaigns_make_the_same_decisions(agent: str, tmp
     assert durable.regret == simulate(land, agent, 3, 50).regret
 
 
+@pytest.mark.parametrize("agent", ("greedy", "ppo"))
+def test_durable_and_in_memory_campaigns_of_four_workers_make_the_same_decisions(agent: str, tmp_path: Path) -> None:
+    land = load_landscape("synthetic:dim=4,choices=5", seed=4)
+    memory = MemoryStore()
+    Loop(build_campaign(land, agent, 4, 50, memory, task=land.name, workers=4)).run()
+    simulate(land, agent, 4, 50, run_dir=tmp_path / "run", workers=4)
+    assert _log(tmp_path / "run") == [to_json(e) for e in memory.events()]
+
+
 def test_kept_configurations_are_git_commits_on_the_research_branch(tmp_path: Path) -> None:
     land = load_landscape("synthetic:dim=4,choices=5", seed=4)
     result = simulate(land, "greedy", 4, 60, run_dir=tmp_path / "run")

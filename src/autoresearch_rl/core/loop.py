@@ -4,9 +4,14 @@
     calibrate: run the start K times         sigma = their standard deviation
     until the stopper says so:
         proposal = a confirmation if one is owed, else proposer.propose(state)
-        outcome  = executor.run(proposal)    Scored | Crashed
+        start it on a free worker; when none is free, collect an outcome (Scored | Crashed | Aborted)
         decision = decider.decide(state)     kept | discarded | confirm | failed | measured
         proposer.observe(...); if proposer is a Learner and ready: update (its own event)
+
+With one worker (the default) each run's outcome is recorded before the next proposal: the
+synchronous loop. With N (`core/workers.py`) the proposer is asked while others run; a candidate is
+rewarded against the incumbent it was derived from and kept only if it beats the current one. When
+the stopper fires nothing new starts; the runs in flight are finished and decided first.
 
 The drift monitor (`drift.py`) may defer a decision ("deferred") and owe re-measurements of the
 incumbent; they run before anything new, and a changed machine is recorded as `Rebased`.
@@ -25,13 +30,15 @@ from typing import Any
 
 from autoresearch_rl.core.decider import Decider, NoiseAwareDecider
 from autoresearch_rl.core.drift import DriftMonitor
-from autoresearch_rl.core.events import Calibrated, CampaignStarted, Decided, Event, PolicyUpdated, Proposed
+from autoresearch_rl.core.events import (Calibrated, CampaignStarted, Decided, Event, PolicyUpdated, Proposed,
+                                         Stopped)
 from autoresearch_rl.core.executor import Executor
 from autoresearch_rl.core.proposer import Learner, Proposal, Proposer
 from autoresearch_rl.core.space import Config
 from autoresearch_rl.core.state import CampaignState, Experiment, fold
 from autoresearch_rl.core.stopper import Stopper
 from autoresearch_rl.core.store import MemoryStore, Store
+from autoresearch_rl.core.workers import SimulatedWorkers, Workers
 
 MAX_CALIBRATION_FACTOR = 3  # identical calibration draws (a coarse table) ask for more runs, up to 3x
 
@@ -48,12 +55,13 @@ class Campaign:
     seed: int
     start: Config
     proposer: Proposer
-    executor: Executor
+    executor: Executor | Workers  # an Executor runs on `workers` simulated workers (one: synchronous)
     stopper: Stopper
     decider: Decider = field(default_factory=NoiseAwareDecider)
     store: Store = field(default_factory=MemoryStore)
     drift: DriftMonitor | None = field(default_factory=DriftMonitor)  # inert unless runs report throughput
     calibration_runs: int = 3
+    workers: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,6 +70,10 @@ class Loop:
         self.c = campaign
         self.on_event = on_event
         self.state = fold(campaign.store.events())
+        executor = campaign.executor
+        self.workers: Workers = (executor if isinstance(executor, Workers)
+                                 else SimulatedWorkers(executor, campaign.workers))
+        self._stopping: Stopped | None = None  # the stopper fired: nothing new starts, the runs in flight finish
 
     def record(self, event: Event) -> None:
         self.c.store.append(event)
@@ -79,12 +91,17 @@ class Loop:
                 self._calibrate_step()
             elif c.drift is not None and (rebased := c.drift.pending_rebase(self.state)) is not None:
                 self.record(rebased)  # the machine changed: compare only within the new conditions from here
-            elif (unrun := self._first(lambda e: e.outcome == "pending")) is not None:
-                self._execute(unrun.exp)  # proposed before a kill, never run: run it now
+            elif self._free() and (orphan := self._first(self._orphaned)) is not None:
+                self._execute(orphan.exp)  # proposed before a kill, never run: run it now
             elif (undecided := self._first(self._needs_decision)) is not None:
                 self._decide(undecided.exp)  # ran before a kill (or its confirmation just ran): decide it
-            elif (stop := c.stopper.check(self.state)) is not None:
-                self.record(stop)  # a candidate still owed a confirmation stays unconfirmed (never kept)
+            elif (stop := self._stop()) is not None:
+                if self._busy():
+                    self._collect()  # nothing new starts; the runs in flight are finished and decided first
+                else:
+                    self.record(stop)  # a candidate still owed a confirmation stays unconfirmed (never kept)
+            elif not self._free():
+                self._collect()
             elif (owed_run := self._owed_remeasure()) is not None:
                 parent, why = owed_run
                 self._run(Proposal(self.state.incumbent, "remeasure", {"why": why}), parent=parent)
@@ -97,9 +114,27 @@ class Loop:
     def _first(self, predicate: Callable[[Experiment], bool]) -> Experiment | None:
         return next((e for e in self.state.experiments if e.kind != "calibration" and predicate(e)), None)
 
+    def _free(self) -> bool:
+        return self.workers.free_slots() > 0
+
+    def _busy(self) -> bool:
+        return bool(self.workers.in_flight())
+
+    def _orphaned(self, e: Experiment) -> bool:
+        return e.outcome == "pending" and e.exp not in self.workers.in_flight()
+
+    def _stop(self) -> Stopped | None:
+        """The stopper's verdict, asked again once the runs in flight are decided (they may change it)."""
+        if self._stopping is None or not self._busy():
+            self._stopping = self.c.stopper.check(self.state)
+        return self._stopping
+
     def _owed_remeasure(self) -> tuple[int, str] | None:
-        """The drift monitor's due incumbent re-measurement; a periodic one waits for an owed confirmation."""
-        owed = self.c.drift.owed_remeasure(self.state) if self.c.drift is not None else None
+        """The drift monitor's due incumbent re-measurement; a periodic one waits for an owed confirmation,
+        and none starts while another is in flight (it would be owed until that one is measured)."""
+        if self.c.drift is None or any(self.state.experiments[i].kind == "remeasure" for i in self.workers.in_flight()):
+            return None
+        owed = self.c.drift.owed_remeasure(self.state)
         if owed is not None and owed[1] == "periodic" and self.state.awaiting_confirmation() is not None:
             return None
         return owed
@@ -116,15 +151,25 @@ class Loop:
     # ---- steps -------------------------------------------------------------------------------
 
     def _run(self, proposal: Proposal, parent: int | None) -> None:
-        """Propose, then run and record the outcome (a kill in between: the resumed loop runs the proposed one)."""
+        """Propose, then start the run (a kill in between: the resumed loop runs the proposed one)."""
         exp = len(self.state.experiments)
         self.record(Proposed(exp, tuple(proposal.config), proposal.kind, parent, dict(proposal.info)))
         self._execute(exp)
 
     def _execute(self, exp: int) -> None:
+        """Start the run; with one worker its outcome is recorded before this returns (the synchronous loop)."""
         e = self.state.experiments[exp]
-        nth = self.state.measurement_counts[e.config] - 1  # earlier runs of this configuration (itself included)
-        self.record(self.c.executor.run(exp, e.config, (self.state.seed, *e.config, nth)))
+        nth = sum(x.config == e.config for x in self.state.experiments[:exp])  # earlier runs of this configuration
+        self.workers.submit(exp, e.config, (self.state.seed, *e.config, nth))
+        if not self._free():
+            self._collect()
+
+    def _collect(self) -> None:
+        outcomes = self.workers.collect()
+        if not outcomes:
+            raise RuntimeError("the loop waits for runs but none is in flight")  # a bug, not a user error
+        for outcome in outcomes:
+            self.record(outcome)
 
     def _decide(self, exp: int) -> None:
         drift = self.c.drift
@@ -142,22 +187,26 @@ class Loop:
             self.record(PolicyUpdated(proposer.version, metrics))
 
     def _calibrate_step(self) -> None:
+        """Run the start until `calibration_runs` are scored (as many at once as there are workers)."""
         s = self.state
         runs = [e for e in s.experiments if e.kind == "calibration"]
-        pending = [e for e in runs if e.outcome == "pending"]
-        if pending:  # proposed before a kill, never run
-            self._execute(pending[0].exp)
+        orphans = [e for e in runs if self._orphaned(e)]
+        if orphans and self._free():  # proposed before a kill, never run
+            self._execute(orphans[0].exp)
             return
         values = [e.value for e in runs if e.outcome == "scored" and e.value is not None]
+        running = sum(e.outcome == "pending" for e in runs)
         limit = s.calibration_runs * MAX_CALIBRATION_FACTOR
         spread = statistics.stdev(values) if len(values) >= 2 else 0.0
-        if len(values) >= s.calibration_runs and (spread > 0 or len(runs) >= limit):
+        if not running and len(values) >= s.calibration_runs and (spread > 0 or len(runs) >= limit):
             self.record(Calibrated(sigma=spread, baseline=statistics.fmean(values)))
-            return
-        if len(runs) >= limit:
+        elif self._free() and len(runs) < limit and (len(values) + running < s.calibration_runs or not running):
+            self._run(Proposal(s.start, "calibration"), parent=None)
+        elif running:
+            self._collect()
+        else:
             raise CalibrationError(f"the start configuration gave {len(values)} scored runs in {len(runs)} "
                                    f"(need {s.calibration_runs}): it crashes too often to calibrate the noise")
-        self._run(Proposal(s.start, "calibration"), parent=None)
 
     def _replay_observations(self) -> None:
         """A resumed proposer is told every decided experiment again (its memory is the log)."""

@@ -209,13 +209,9 @@ class CampaignState:
                    if c.kind == "confirm" and c.parent == exp_id and c.outcome != "pending")
 
     def awaiting_confirmation(self) -> Experiment | None:
-        """A candidate judged 'confirm' whose confirmation run has not been proposed yet."""
-        for e in reversed(self.edits):
-            if e.verdict == "confirm":
-                if not any(c.kind == "confirm" and c.parent == e.exp for c in self.experiments[e.exp + 1:]):
-                    return e
-                return None
-        return None
+        """The oldest candidate judged 'confirm' whose confirmation run has not been proposed yet."""
+        confirmed = {c.parent for c in self.experiments if c.kind == "confirm"}
+        return next((e for e in self.edits if e.verdict == "confirm" and e.exp not in confirmed), None)
 
     @property
     def crash_fraction(self) -> float:
