@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autoresearch_rl.agent.search import SEARCH_AGENTS, make_search_agent
-from autoresearch_rl.core.events import Decided, EventVersionError, Proposed, from_json, to_json
+from autoresearch_rl.core.events import Decided, EventVersionError, Proposed, Resumed, from_json, to_json
 from autoresearch_rl.core.executor import LandscapeExecutor
 from autoresearch_rl.core.loop import Campaign, CalibrationError, Loop
 from autoresearch_rl.core.space import DiscreteSpace
@@ -160,3 +160,15 @@ def test_decisions_do_not_change_when_the_objective_is_scaled_or_shifted(agent: 
     verdicts = lambda s: [e.verdict for e in s.events() if isinstance(e, Decided)]  # noqa: E731
     assert configs(a) == configs(b)
     assert verdicts(a) == verdicts(b)
+
+
+def test_a_stopped_campaign_reopened_with_a_larger_budget_goes_on_and_with_the_same_one_does_not() -> None:
+    store = MemoryStore()
+    Loop(campaign("evolution", 9, 20, store)).run()
+    first = [to_json(e) for e in store.events()]
+    Loop(campaign("evolution", 9, 20, store)).run()
+    assert [to_json(e) for e in store.events()] == first  # finished: nothing to do
+    state = Loop(campaign("evolution", 9, 30, store)).run()
+    assert [to_json(e) for e in store.events()][:len(first)] == first
+    assert to_json(Resumed("max_iters")) in [to_json(e) for e in store.events()]
+    assert state.iterations == 30 and state.stopped is not None and fold(store.events()) == state

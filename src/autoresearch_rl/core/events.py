@@ -96,11 +96,18 @@ class Stopped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """A stopped campaign goes on: reopened with a stopper that no longer says stop (a larger budget)."""
+
+    after: str  # the rule that had stopped it
+
+
 Event = Union[CampaignStarted, Proposed, Scored, Crashed, Aborted, Calibrated, Decided, Rebased, PolicyUpdated,
-              Stopped]
+              Stopped, Resumed]
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in
                                 (CampaignStarted, Proposed, Scored, Crashed, Aborted, Calibrated, Decided, Rebased,
-                                 PolicyUpdated, Stopped)}
+                                 PolicyUpdated, Stopped, Resumed)}
 _TUPLE_FIELDS = {"start", "config"}
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from autoresearch_rl.core.decider import Decider, NoiseAwareDecider
 from autoresearch_rl.core.drift import DriftMonitor
 from autoresearch_rl.core.events import (Calibrated, CampaignStarted, Decided, Event, PolicyUpdated, Proposed,
-                                         Stopped)
+                                         Resumed, Stopped)
 from autoresearch_rl.core.executor import Executor
 from autoresearch_rl.core.proposer import Learner, Proposal, Proposer
 from autoresearch_rl.core.space import Config
@@ -85,6 +85,8 @@ class Loop:
         c = self.c
         if not self.state.started:
             self.record(CampaignStarted(c.task, c.seed, tuple(c.start), c.calibration_runs, dict(c.settings)))
+        elif self.state.stopped is not None and c.stopper.check(self.state) is None:
+            self.record(Resumed(self.state.stopped.rule))  # reopened with a larger budget: it goes on
         self._replay_observations()
         while self.state.stopped is None:
             if not self.state.calibrated:

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from autoresearch_rl.core.events import (Aborted, CampaignStarted, Calibrated, Crashed, Decided, Event,
-                                         PolicyUpdated, Proposed, Rebased, Scored, Stopped)
+                                         PolicyUpdated, Proposed, Rebased, Resumed, Scored, Stopped)
 from autoresearch_rl.core.space import Config
 
 
@@ -106,6 +106,8 @@ class CampaignState:
             return replace(self, policy_version=event.version)
         if isinstance(event, Stopped):
             return replace(self, stopped=event)
+        if isinstance(event, Resumed):
+            return replace(self, stopped=None)
         raise TypeError(f"not an event: {event!r}")
 
     def _update(self, exp_id: int, **changes: Any) -> CampaignState:

@@ -6,7 +6,8 @@ version (an older ledger with an experiments table and no events, or another eve
 refused with one line naming the version; it is never read as something it is not.
 
 `GitKeeper` hangs git off the decision events: each kept configuration becomes a commit on the
-`research` branch of `<run_dir>/history` (file `config.json`), pinned as `refs/experiments/<id>`.
+`research` branch of `<run_dir>/history` (file `config.json`, or the train.py it writes), pinned as
+`refs/experiments/<id>`.
 It reconciles git with the log when a campaign is reopened (a kill between the event and the
 commit loses nothing).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from autoresearch_rl import faults
@@ -83,15 +84,22 @@ class SQLiteEventStore:
 
 
 class GitKeeper:
-    """Kept configurations as git commits, driven by decision events (durable campaigns only)."""
+    """Kept configurations as git commits, driven by decision events (durable campaigns only).
 
-    def __init__(self, run_dir: Path, space: DiscreteSpace) -> None:
+    A landscape's configuration is committed as `config.json`; a train.py campaign passes `render`
+    (the configuration as code) and `file_name="train.py"`."""
+
+    def __init__(self, run_dir: Path, space: DiscreteSpace, render: Callable[[Config], str] | None = None,
+                 file_name: str = "config.json") -> None:
         from autoresearch_rl.ledger.history import CandidateHistory
 
         self.space = space
-        self.history = CandidateHistory(run_dir, file_name="config.json")
+        self.render = render
+        self.history = CandidateHistory(run_dir, file_name=file_name)
 
     def _source(self, config: Config) -> str:
+        if self.render is not None:
+            return self.render(config)
         return json.dumps(self.space.values(config), indent=1, sort_keys=True, default=str) + "\n"
 
     def reconcile(self, state: CampaignState) -> None:

@@ -1,0 +1,71 @@
+"""A train.py campaign on the core loop: the `Loop` of the simulated campaigns, with runs that train.
+
+Nothing here is a second loop. The campaign's configurations are those of the base train.py
+(`target/grid.train_py_space`: its searchable constants and the structural variants that apply);
+the proposer is the search agent the benchmarks run (`agent/search`, the same object); the executor
+is `backends/workers.BackendWorkers`, which writes each configuration as a train.py and trains it
+on a backend (inline, local slots, Ray); the store is a `MemoryStore` or, in a run directory, the
+SQLite event log (`ledger/event_store.py`), with each kept train.py committed to git from the
+decision events. So a simulated campaign and a real one are the same object with other parts.
+
+A configuration that cannot be written as code (a broken `divides` relation, variants that do not
+compose) is sent as rejected: the worker records it in seconds, without training, and the agent is
+told it failed. A durable campaign records the sha256 of its base train.py; reopening it with
+another base file is a one-line error (its configurations would mean other code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from autoresearch_rl.backends.base import Backend
+from autoresearch_rl.backends.workers import BackendWorkers
+from autoresearch_rl.core.loop import Campaign, Loop
+from autoresearch_rl.core.space import Config
+from autoresearch_rl.core.stopper import MaxIterations
+from autoresearch_rl.core.store import MemoryStore, Store
+from autoresearch_rl.errors import UserError
+from autoresearch_rl.target.grid import train_py_space
+from autoresearch_rl.target.params import apply_params
+
+
+def base_sha(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def real_campaign(base_source: str, agent: str, seed: int, iters: int, backend: Backend, *,
+                  run_dir: Path | None = None, task: str = "train.py", device: str | None = None,
+                  validate: bool = True, calibration_runs: int = 3) -> Loop:
+    """The loop of one train.py campaign, ready to `run()` (a durable one resumes where it was left)."""
+    from autoresearch_rl.agent.search import make_search_agent
+
+    space, start = train_py_space(base_source, device)
+
+    def render(config: Config) -> str:
+        return apply_params(base_source, space.values(config))[0]
+
+    keeper = None
+    store: Store = MemoryStore()
+    if run_dir is not None:
+        from autoresearch_rl.ledger.event_store import GitKeeper, SQLiteEventStore
+
+        store = SQLiteEventStore(run_dir)
+        recorded = store.events()[0].settings.get("base_sha256") if store.events() else None  # type: ignore[union-attr]
+        if recorded is not None and recorded != base_sha(base_source):
+            raise UserError(f"campaign {run_dir} searches another base train.py (sha256 {recorded[:12]}); "
+                            "resume it with that file or use a new run directory")
+        keeper = GitKeeper(run_dir, space, render=render, file_name="train.py")
+    workspaces = (Path(run_dir) / "experiments" if run_dir is not None
+                  else Path(tempfile.mkdtemp(prefix="arl-core-")))
+    campaign = Campaign(task=task, seed=seed, start=start,
+                        proposer=make_search_agent(agent, space, seed, horizon=iters),
+                        executor=BackendWorkers(backend, render, workspaces, validate=validate),
+                        stopper=MaxIterations(iters), store=store, calibration_runs=calibration_runs,
+                        settings={"agent": agent, "max_iters": iters, "base_sha256": base_sha(base_source),
+                                  "knobs": list(space.knobs)})
+    loop = Loop(campaign, on_event=keeper.on_event if keeper is not None else None)
+    if keeper is not None:
+        keeper.reconcile(loop.state)
+    return loop
