@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from autoresearch_rl.agent.search import SEARCH_AGENTS, make_search_agent
-from autoresearch_rl.core.events import Decided, EventVersionError, Proposed, Resumed, from_json, to_json
+from autoresearch_rl.core.events import (Decided, EventVersionError, PolicyUpdated, Proposed, Resumed, from_json,
+                                         to_json)
 from autoresearch_rl.core.executor import LandscapeExecutor
 from autoresearch_rl.core.loop import Campaign, CalibrationError, Loop
 from autoresearch_rl.core.space import DiscreteSpace
@@ -19,7 +20,7 @@ from autoresearch_rl.landscapes.base import start_config
 from autoresearch_rl.landscapes.synthetic import SyntheticConfig, SyntheticSpaceLandscape
 from autoresearch_rl.simulate import regret_curve, simulate
 
-PURE_AGENTS = ("random", "greedy", "evolution", "bandit", "gp_local")  # memory = the log: resume is exact
+PURE_AGENTS = ("random", "greedy", "evolution", "bandit", "gp_local", "ppo", "ppo_prior")  # memory = the log: exact resume
 
 
 def landscape(seed: int = 0, **kw) -> SyntheticSpaceLandscape:
@@ -172,3 +173,13 @@ def test_a_stopped_campaign_reopened_with_a_larger_budget_goes_on_and_with_the_s
     assert [to_json(e) for e in store.events()][:len(first)] == first
     assert to_json(Resumed("max_iters")) in [to_json(e) for e in store.events()]
     assert state.iterations == 30 and state.stopped is not None and fold(store.events()) == state
+
+
+def test_a_policy_update_cut_off_by_a_kill_is_made_on_resume_as_it_would_have_been() -> None:
+    whole = MemoryStore()
+    Loop(campaign("ppo_prior", 10, 45, whole)).run()
+    events = list(whole.events())
+    update = next(i for i, e in enumerate(events) if isinstance(e, PolicyUpdated))
+    resumed = MemoryStore(events[:update])  # killed after the decision, before the update was recorded
+    Loop(campaign("ppo_prior", 10, 45, resumed)).run()
+    assert [to_json(e) for e in resumed.events()] == [to_json(e) for e in events]

@@ -87,7 +87,7 @@ class Loop:
             self.record(CampaignStarted(c.task, c.seed, tuple(c.start), c.calibration_runs, dict(c.settings)))
         elif self.state.stopped is not None and c.stopper.check(self.state) is None:
             self.record(Resumed(self.state.stopped.rule))  # reopened with a larger budget: it goes on
-        self._replay_observations()
+        self._replay()
         while self.state.stopped is None:
             if not self.state.calibrated:
                 self._calibrate_step()
@@ -185,8 +185,12 @@ class Loop:
         proposer = self.c.proposer
         proposer.observe(self.state, self.state.experiments[exp])
         if isinstance(proposer, Learner) and proposer.ready():
-            metrics = proposer.update(self.state)
-            self.record(PolicyUpdated(proposer.version, metrics))
+            self._update()
+
+    def _update(self) -> None:
+        """The policy update: an explicit step after a decision, recorded as its own event."""
+        metrics = self.c.proposer.update(self.state)  # type: ignore[attr-defined]
+        self.record(PolicyUpdated(self.c.proposer.version, metrics))  # type: ignore[attr-defined]
 
     def _calibrate_step(self) -> None:
         """Run the start until `calibration_runs` are scored (as many at once as there are workers)."""
@@ -210,11 +214,24 @@ class Loop:
             raise CalibrationError(f"the start configuration gave {len(values)} scored runs in {len(runs)} "
                                    f"(need {s.calibration_runs}): it crashes too often to calibrate the noise")
 
-    def _replay_observations(self) -> None:
-        """A resumed proposer is told every decided experiment again (its memory is the log)."""
-        for e in self.state.experiments:
-            if e.verdict is not None and e.verdict != "confirm" and e.kind != "calibration":
-                self.c.proposer.observe(self.state, e)
+    def _replay(self) -> None:
+        """A resumed proposer is taken through the log as it lived it: each of its proposals in the state it was
+        made in (`replay_proposal`, for a proposer with memory per proposal), each decision it was told, each
+        policy update where the log has one. Its memory is the log; an update a kill cut off is made now."""
+        proposer = self.c.proposer
+        replay_proposal = getattr(proposer, "replay_proposal", None)
+        learner = isinstance(proposer, Learner)
+        state = CampaignState()
+        for event in self.c.store.events():
+            if isinstance(event, Proposed) and replay_proposal is not None:
+                replay_proposal(state, event)
+            elif isinstance(event, PolicyUpdated) and learner:
+                proposer.update(state)  # type: ignore[union-attr]
+            state = state.apply(event)
+            if isinstance(event, Decided) and event.verdict not in ("confirm", "deferred"):
+                proposer.observe(state, state.experiments[event.exp])
+        if learner and proposer.ready():  # type: ignore[union-attr]
+            self._update()
 
 
 def run_campaign(campaign: Campaign, on_event: Callable[[Event, CampaignState], None] | None = None) -> CampaignState:

@@ -20,6 +20,7 @@ from torch import nn
 from autoresearch_rl.agent.ppo import PPOConfig, gae, ppo_losses
 from autoresearch_rl.agent.search.candidate_features import CAMPAIGN_FEATURES, CANDIDATE_FEATURES, featurise
 from autoresearch_rl.agent.search.neighbourhood import step_rng
+from autoresearch_rl.core.events import Proposed
 from autoresearch_rl.core.proposer import Proposal
 from autoresearch_rl.core.space import DiscreteSpace
 from autoresearch_rl.core.state import CampaignState, Experiment
@@ -110,6 +111,18 @@ class CandidatePPO:
         config, kind = cands[action]
         return Proposal(config, "remeasure" if kind == "remeasure" else "edit",
                         info={"action": action, "candidate": kind, "logprob": round(step.logprob, 6)})
+
+    def replay_proposal(self, state: CampaignState, proposed: Proposed) -> None:
+        """One of this policy's proposals read back from the log (a resumed loop): its step, scored by the policy
+        as it is at that point of the replay, the one that proposed it."""
+        action = proposed.info.get("action")
+        if action is None:
+            return  # the loop's own confirmations and re-measurements, or the calibration
+        cands, rows, campaign, probs, value = self._score(state)
+        step = _Step(rows, campaign, int(action), float(np.log(max(probs[int(action)], 1e-12))), value)
+        self._by_exp[proposed.exp] = step
+        if self.record_all:
+            self.recorded.append((proposed.exp, step))
 
     def features(self, state: CampaignState) -> Features:
         """What the policy is offered in `state`: a function of the state and the horizon, not of the weights."""
