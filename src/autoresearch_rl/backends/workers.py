@@ -15,7 +15,6 @@ runs of it), so the re-run of a configuration after a kill trains with the seed 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from autoresearch_rl.core.events import Aborted, Crashed, Scored
 from autoresearch_rl.core.space import Config
 from autoresearch_rl.core.workers import Outcome
 from autoresearch_rl.experiment import ExperimentRecord, Status
+from autoresearch_rl.loop_config import derive_seed
 from autoresearch_rl.target.edits import EditError
 
 WAIT_POLL_S = 1.0
@@ -32,8 +32,7 @@ MAX_WORKER_LOSSES = 3
 
 def training_seed(seed: tuple[int, ...]) -> int:
     """A 31-bit training seed from the loop's measurement seed tuple."""
-    digest = hashlib.sha256(":".join(map(str, seed)).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+    return derive_seed(*seed)
 
 
 def outcome_of(exp: int, record: ExperimentRecord) -> Outcome:

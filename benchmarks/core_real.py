@@ -1,0 +1,168 @@
+"""A real train.py campaign through the core loop (the `Loop` of the simulated campaigns), then its best verified.
+
+    python benchmarks/core_real.py --preset cpu-tiny --agent ppo --iters 20 --seed 0 \\
+        --root /tmp/core-real --out benchmarks/results/core_real_cpu-tiny.json
+
+The campaign is `real_campaign.py`: configurations of the template train.py (constants and structural
+variants), proposed by the search agent, trained and scored by the real runner on local slots, durable
+in `ROOT/run` (SQLite event log, kept train.py versions in git; re-running resumes). Then the base and
+the best train.py are re-run interleaved on fresh seeds (baseline, best, baseline, best, ...), never
+those of the search, and the verified gain is their difference with a 95% Welch interval. Prints a
+table, writes the JSON and a PNG (each run's val_bpb in order, the kept ones marked, the incumbent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from search_efficiency import git_sha
+
+
+def verify_sources(runner, base: str, best: str, root: Path, runs_each: int, used: set[int]) -> dict:
+    """Interleaved fresh-seed runs of base and best train.py, each `runs_each` scored."""
+    from autoresearch_rl.backends.base import JobSpec, execute_job
+    from autoresearch_rl.loop_config import derive_seed
+    from autoresearch_rl.verify import welch_interval
+
+    scores: dict[str, list[float]] = {"baseline": [], "best": []}
+    index = 0
+    while min(len(v) for v in scores.values()) < runs_each:
+        arm = min(scores, key=lambda a: (len(scores[a]), a != "baseline"))
+        seed = derive_seed("verify", index)
+        index += 1
+        if seed in used:
+            continue
+        workspace = root / "verify" / f"{index:03d}-{arm}"
+        record = execute_job(runner, JobSpec(index, base if arm == "baseline" else best, str(workspace), seed))
+        print(f"verify {arm}: seed {seed} -> {record.val_bpb if record.status.scored else record.status.value}",
+              flush=True)
+        if record.status.scored and record.val_bpb is not None:
+            scores[arm].append(record.val_bpb)
+    gain, low, high = welch_interval(scores["baseline"], scores["best"])
+    return {"baseline": scores["baseline"], "best": scores["best"], "gain": gain, "ci95_low": low,
+            "ci95_high": high, "verified": low > 0}
+
+
+def plot(state, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    xs = [e.exp for e in state.experiments if e.outcome == "scored"]
+    ys = [e.value for e in state.experiments if e.outcome == "scored"]
+    ax.scatter(xs, ys, s=14, color="grey", label="scored run")
+    kept = [e for e in state.edits if e.verdict == "kept"]
+    ax.scatter([e.exp for e in kept], [e.value for e in kept], s=40, color="tab:green", label="kept")
+    failed = [e.exp for e in state.experiments if e.outcome in ("crashed", "aborted")]
+    if ys:
+        ax.scatter(failed, [max(ys)] * len(failed), marker="x", color="tab:red", label="crashed or rejected")
+    ax.set_xlabel("experiment")
+    ax.set_ylabel("val_bpb (lower is better)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="cpu-tiny")
+    parser.add_argument("--agent", default="ppo", help="a search agent of agent/search (ppo, evolution, gp_local, ...)")
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="local training slots")
+    parser.add_argument("--verify-runs", type=int, default=3, help="fresh-seed runs of base and best each")
+    parser.add_argument("--root", required=True, help="the campaign's directory (re-running resumes it)")
+    parser.add_argument("--out", default=None, help="JSON result (a PNG is written beside it)")
+    args = parser.parse_args(argv)
+
+    from autoresearch_rl.backends.local import LocalBackend, local_slots
+    from autoresearch_rl.backends.workers import training_seed
+    from autoresearch_rl.campaign import Campaign
+    from autoresearch_rl.cli_source import candidate_device
+    from autoresearch_rl.env.data import default_cache_dir, prepare_dataset
+    from autoresearch_rl.env.presets import get_preset
+    from autoresearch_rl.real_campaign import real_campaign
+    from autoresearch_rl.target import template_source
+    from autoresearch_rl.target.grid import train_py_space
+
+    root = Path(args.root).resolve()
+    preset = get_preset(args.preset)
+    cache = default_cache_dir()
+    prepare_dataset(preset, cache)
+    with Campaign.open(root / "env", preset.name, cache) as env:  # the real runner and its frozen-env manifest
+        runner = env.get_executor()
+    base = template_source()
+    device = candidate_device(preset.device)
+    space, _ = train_py_space(base, device)
+    backend = LocalBackend(runner, local_slots(args.workers, device=device))
+    started = time.perf_counter()
+
+    def show(event, state) -> None:
+        name = type(event).__name__
+        if name in ("Scored", "Crashed", "Aborted", "Decided", "Calibrated", "Stopped"):
+            print(f"{time.perf_counter() - started:7.0f}s {event}", flush=True)
+
+    loop = real_campaign(base, args.agent, args.seed, args.iters, backend, run_dir=root / "run", device=device)
+    loop.on_event = show
+    try:
+        state = loop.run()
+    finally:
+        backend.shutdown()
+    searched = time.perf_counter() - started
+    render = loop.c.executor.render  # type: ignore[union-attr]
+    best = render(state.incumbent)
+    used = {training_seed((state.seed, *e.config, sum(x.config == e.config for x in state.experiments[:e.exp])))
+            for e in state.experiments}  # the seeds the search trained with: verification uses others
+
+    def changed(config) -> dict:
+        return {k: v for k, v, b in zip(space.knobs, space.values(config).values(), space.values(state.start).values())
+                if v != b}
+    verified = None
+    if state.incumbent != state.start:
+        verified = verify_sources(runner, base, best, root, args.verify_runs, used)
+    kept = [e for e in state.edits if e.verdict == "kept"]
+    speeds = [e.throughput for e in state.experiments if e.throughput]
+    print(f"\n{state.iterations} iterations, {len(state.experiments)} runs in {searched:.0f} s; sigma {state.sigma:.4f}; "
+          f"baseline {state.baseline:.4f}; incumbent {state.incumbent_value:.4f} ({len(kept)} kept)")
+    for e in kept:
+        print(f"  kept experiment {e.exp}: {e.value:.4f}  " + ", ".join(f"{k}={v}" for k, v in changed(e.config).items()))
+    if verified:
+        print(f"verified gain {verified['gain']:+.4f} (95% CI {verified['ci95_low']:+.4f} .. {verified['ci95_high']:+.4f}): "
+              + ("a verified improvement" if verified["verified"] else "no verified improvement"))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result = {
+            "meta": {"preset": preset.name, "agent": args.agent, "seed": args.seed, "iterations": args.iters,
+                     "workers": args.workers, "git_sha": git_sha(),
+                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            "runs": [{"exp": e.exp, "kind": e.kind, "outcome": e.outcome, "value": e.value, "verdict": e.verdict,
+                      "seconds": e.cost_s, "tokens_per_s": e.throughput,
+                      "changed": {k: str(v) for k, v in changed(e.config).items()}}
+                     for e in state.experiments],
+            "sigma": state.sigma, "baseline": state.baseline, "incumbent_value": state.incumbent_value,
+            "kept": len(kept), "search_seconds": searched,
+            "throughput_median": statistics.median(speeds) if speeds else None, "verified": verified,
+        }
+        out.write_text(json.dumps(result, indent=1))
+        plot(state, out.with_suffix(".png"), f"core loop, {args.agent} on {preset.name}, seed {args.seed}: "
+             f"{len(kept)} kept" + (f", verified gain {verified['gain']:+.4f}" if verified else ""))
+        print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
