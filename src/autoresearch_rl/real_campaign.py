@@ -8,6 +8,10 @@ on a backend (inline, local slots, Ray); the store is a `MemoryStore` or, in a r
 SQLite event log (`ledger/event_store.py`), with each kept train.py committed to git from the
 decision events. So a simulated campaign and a real one are the same object with other parts.
 
+The candidate scorers (`ppo`, ...) are offered never-measured configurations only, as in `arl run`:
+on a real machine each re-measurement costs a full budget, and the loop buys the evidence it needs
+itself (confirmations, drift re-measurements).
+
 A configuration that cannot be written as code (a broken `divides` relation, variants that do not
 compose) is sent as rejected: the worker records it in seconds, without training, and the agent is
 told it failed. A durable campaign records the sha256 of its base train.py; reopening it with
@@ -24,11 +28,15 @@ from autoresearch_rl.backends.base import Backend
 from autoresearch_rl.backends.workers import BackendWorkers
 from autoresearch_rl.core.loop import Campaign, Loop
 from autoresearch_rl.core.space import Config
-from autoresearch_rl.core.stopper import MaxIterations
+from autoresearch_rl.core.stopper import Oracle
 from autoresearch_rl.core.store import MemoryStore, Store
 from autoresearch_rl.errors import UserError
+from autoresearch_rl.oracle.termination import OracleConfig, TerminationOracle
 from autoresearch_rl.target.grid import train_py_space
 from autoresearch_rl.target.params import apply_params
+
+
+STOP_FILE = "STOP"  # its existence in the run directory stops the campaign between experiments
 
 
 def base_sha(source: str) -> str:
@@ -37,8 +45,11 @@ def base_sha(source: str) -> str:
 
 def real_campaign(base_source: str, agent: str, seed: int, iters: int, backend: Backend, *,
                   run_dir: Path | None = None, task: str = "train.py", device: str | None = None,
-                  validate: bool = True, calibration_runs: int = 3) -> Loop:
-    """The loop of one train.py campaign, ready to `run()` (a durable one resumes where it was left)."""
+                  validate: bool = True, calibration_runs: int = 3, oracle: OracleConfig | None = None) -> Loop:
+    """The loop of one train.py campaign, ready to `run()` (a durable one resumes where it was left).
+
+    It stops as `oracle` says (budgets, convergence; by default after `iters` iterations, the agent's
+    horizon too), or when the file STOP appears in `run_dir`."""
     from autoresearch_rl.agent.search import make_search_agent
 
     space, start = train_py_space(base_source, device)
@@ -59,10 +70,14 @@ def real_campaign(base_source: str, agent: str, seed: int, iters: int, backend: 
         keeper = GitKeeper(run_dir, space, render=render, file_name="train.py")
     workspaces = (Path(run_dir) / "experiments" if run_dir is not None
                   else Path(tempfile.mkdtemp(prefix="arl-core-")))
-    campaign = Campaign(task=task, seed=seed, start=start,
-                        proposer=make_search_agent(agent, space, seed, horizon=iters),
+    stopper = Oracle(TerminationOracle.from_config(oracle or OracleConfig(max_iters=iters, improvement_probability=0.0),
+                                                   stop_file=Path(run_dir) / STOP_FILE if run_dir is not None else None))
+    proposer = make_search_agent(agent, space, seed, horizon=iters)
+    if hasattr(proposer, "fresh_only"):
+        proposer.fresh_only = True  # as `arl run --agent ppo`: each run costs a budget, the loop buys evidence itself
+    campaign = Campaign(task=task, seed=seed, start=start, proposer=proposer,
                         executor=BackendWorkers(backend, render, workspaces, validate=validate),
-                        stopper=MaxIterations(iters), store=store, calibration_runs=calibration_runs,
+                        stopper=stopper, store=store, calibration_runs=calibration_runs,
                         settings={"agent": agent, "max_iters": iters, "base_sha256": base_sha(base_source),
                                   "knobs": list(space.knobs)})
     loop = Loop(campaign, on_event=keeper.on_event if keeper is not None else None)

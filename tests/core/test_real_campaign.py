@@ -168,3 +168,23 @@ def test_every_outcome_of_a_run_is_a_core_event() -> None:
     assert outcome_of(3, aborted) == Aborted(3, "doomed", predicted=1.9, cost_s=0.0)
     nan = ExperimentRecord(Status.NAN, error="loss is nan")
     assert outcome_of(3, nan) == Crashed(3, "NAN: loss is nan", cost_s=0.0)
+
+
+def test_a_stop_file_stops_the_campaign_between_experiments_and_removing_it_resumes(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "STOP").write_text("")
+    state = real_campaign(BASE, "random", 8, 5, InlineBackend(executor(8)), run_dir=tmp_path, validate=False).run()
+    assert state.stopped is not None and state.stopped.rule == "stop_file" and state.iterations == 0
+    (tmp_path / "STOP").unlink()
+    loop = real_campaign(BASE, "random", 8, 5, InlineBackend(executor(8)), run_dir=tmp_path, validate=False)
+    state = loop.run()
+    assert state.stopped is not None and state.stopped.rule == "max_iters" and state.iterations == 5
+
+
+def test_the_oracle_of_arl_run_stops_a_campaign_on_its_budget_of_hours() -> None:
+    from autoresearch_rl.oracle.termination import OracleConfig
+
+    oracle = OracleConfig(max_iters=50, max_hours=0.1, improvement_probability=0.0)  # 360 s: about 12 runs of 31 s
+    state = real_campaign(BASE, "random", 9, 50, InlineBackend(executor(9)), validate=False, oracle=oracle).run()
+    assert state.stopped is not None and state.stopped.rule == "max_hours"
+    assert sum(e.cost_s for e in state.experiments) >= 360 and 5 <= state.iterations < 50

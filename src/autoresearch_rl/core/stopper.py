@@ -1,15 +1,15 @@
-"""`Stopper`: when a campaign ends. Budgets, and the convergence oracle read from the campaign state."""
+"""`Stopper`: when a campaign ends. Budgets, and the termination oracle read from the campaign state."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from autoresearch_rl.core.events import Stopped
 from autoresearch_rl.core.state import CampaignState
-from autoresearch_rl.oracle.convergence import Convergence
 from autoresearch_rl.oracle.rules import CampaignProgress
+from autoresearch_rl.oracle.termination import TerminationOracle
 
 
 class Stopper(Protocol):
@@ -36,13 +36,14 @@ def progress_of(state: CampaignState, entropy_ratio: float | None = None,
 
 
 @dataclass(frozen=True)
-class Converged:
-    """The termination oracle's convergence rule (Beta-Bernoulli drought test) on the campaign state."""
+class Oracle:
+    """The termination oracle of `arl run` (`oracle/`: stop file, budgets, convergence) on the campaign state;
+    its hours are the summed cost of the runs (wall seconds of real runs, simulated ones in memory)."""
 
-    rule: Convergence = field(default_factory=Convergence)
+    oracle: TerminationOracle
 
     def check(self, state: CampaignState) -> Stopped | None:
-        decision = self.rule.check(progress_of(state))
+        decision = self.oracle.check(progress_of(state))
         return Stopped(decision.rule, decision.reason) if decision else None
 
 
