@@ -8,7 +8,7 @@ variants), proposed by the search agent, trained and scored by the real runner o
 in `ROOT/run` (SQLite event log, kept train.py versions in git; re-running resumes). Then the base and
 the best train.py are re-run interleaved on fresh seeds (baseline, best, baseline, best, ...), never
 those of the search, and the verified gain is their difference with a 95% Welch interval. Prints a
-table, writes the JSON and a PNG (each run's val_bpb in order, the kept ones marked, the incumbent).
+table, writes the JSON and a PNG (each run's val_bpb in order, the kept ones marked).
 """
 
 from __future__ import annotations

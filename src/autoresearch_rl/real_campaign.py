@@ -12,9 +12,10 @@ The candidate scorers (`ppo`, ...) are offered never-measured configurations onl
 on a real machine each re-measurement costs a full budget, and the loop buys the evidence it needs
 itself (confirmations, drift re-measurements).
 
-A configuration that cannot be written as code (a broken `divides` relation, variants that do not
-compose) is sent as rejected: the worker records it in seconds, without training, and the agent is
-told it failed. A durable campaign records the sha256 of its base train.py; reopening it with
+A scorer draws again when its draw would not run as new code (`Runnable`: a broken `divides`
+relation, variants that do not compose, a twin of a measured configuration in effect); the other
+agents' configurations that cannot be written are sent as rejected: the worker records them in
+seconds, without training, and the agent is told they failed. A durable campaign records the sha256 of its base train.py; reopening it with
 another base file is a one-line error (its configurations would mean other code).
 """
 
@@ -32,7 +33,7 @@ from autoresearch_rl.core.stopper import Oracle
 from autoresearch_rl.core.store import MemoryStore, Store
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.oracle.termination import OracleConfig, TerminationOracle
-from autoresearch_rl.target.grid import train_py_space
+from autoresearch_rl.target.grid import Runnable, train_py_space
 from autoresearch_rl.target.params import apply_params
 
 
@@ -73,8 +74,10 @@ def real_campaign(base_source: str, agent: str, seed: int, iters: int, backend: 
     stopper = Oracle(TerminationOracle.from_config(oracle or OracleConfig(max_iters=iters, improvement_probability=0.0),
                                                    stop_file=Path(run_dir) / STOP_FILE if run_dir is not None else None))
     proposer = make_search_agent(agent, space, seed, horizon=iters)
-    if hasattr(proposer, "fresh_only"):
-        proposer.fresh_only = True  # as `arl run --agent ppo`: each run costs a budget, the loop buys evidence itself
+    if hasattr(proposer, "fresh_only"):  # the candidate scorers, as `arl run --agent ppo` runs them:
+        proposer.fresh_only = True  # each run costs a budget; the loop buys the evidence it needs itself
+        runnable = Runnable(base_source, space, start)
+        proposer.admissible = lambda config, measured: not runnable.refusal(config, measured)
     campaign = Campaign(task=task, seed=seed, start=start, proposer=proposer,
                         executor=BackendWorkers(backend, render, workspaces, validate=validate),
                         stopper=stopper, store=store, calibration_runs=calibration_runs,

@@ -10,7 +10,8 @@ import pytest
 from autoresearch_rl.backends.base import JobResult, JobSpec
 from autoresearch_rl.backends.local import InlineBackend, LocalBackend, local_slots
 from autoresearch_rl.backends.workers import training_seed
-from autoresearch_rl.core.events import Crashed, Scored, to_json
+from autoresearch_rl.core.events import Crashed, Proposed, Scored, to_json
+from autoresearch_rl.core.state import fold
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger.event_store import SQLiteEventStore
@@ -188,3 +189,30 @@ def test_the_oracle_of_arl_run_stops_a_campaign_on_its_budget_of_hours() -> None
     state = real_campaign(BASE, "random", 9, 50, InlineBackend(executor(9)), validate=False, oracle=oracle).run()
     assert state.stopped is not None and state.stopped.rule == "max_hours"
     assert sum(e.cost_s for e in state.experiments) >= 360 and 5 <= state.iterations < 50
+
+
+def test_the_scorer_draws_again_instead_of_proposing_what_would_not_run_and_resumes_exactly() -> None:
+    from autoresearch_rl.core.store import MemoryStore
+    from autoresearch_rl.target.grid import Runnable
+
+    space, start = train_py_space(BASE)
+    runnable = Runnable(BASE, space, start)
+    loop = real_campaign(BASE, "ppo", 3, 40, InlineBackend(executor(3)), validate=False)
+    state = loop.run()
+    events = list(loop.c.store.events())
+    refused = [e for e in events if isinstance(e, Proposed) and e.info.get("refused")]
+    assert refused  # seed 3 draws 6 configurations that break MICRO_BATCH_SIZE | BATCH_SIZE or do not compose
+    before = fold(())
+    for event in events:
+        if isinstance(event, Proposed) and event.kind == "edit":
+            assert not runnable.refusal(event.config, before.measurement_counts)
+        before = before.apply(event)
+    assert state.iterations == 40
+    assert any(type(e).__name__ == "PolicyUpdated" for e in events)  # the update learns from refused draws too
+    for cut in (events.index(refused[0]) + 1, len(events) - 3):  # killed right after a refusal, and near the end
+        prefix = events[:cut]
+        resumed = real_campaign(BASE, "ppo", 3, 40, InlineBackend(executor(3)), validate=False)
+        resumed.c.store = MemoryStore(prefix)
+        resumed.state = fold(prefix)
+        resumed.run()
+        assert [to_json(e) for e in resumed.c.store.events()] == [to_json(e) for e in events]

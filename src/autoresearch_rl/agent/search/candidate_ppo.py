@@ -10,6 +10,7 @@ when `ready()`; proposing never trains.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from autoresearch_rl.agent.search.candidate_features import CAMPAIGN_FEATURES, C
 from autoresearch_rl.agent.search.neighbourhood import step_rng
 from autoresearch_rl.core.events import Proposed
 from autoresearch_rl.core.proposer import Proposal
-from autoresearch_rl.core.space import DiscreteSpace
+from autoresearch_rl.core.space import Config, DiscreteSpace
 from autoresearch_rl.core.state import CampaignState, Experiment
 
 Features = tuple[list[tuple[tuple[int, ...], str]], np.ndarray, np.ndarray]  # candidates, their rows, the campaign's
@@ -30,6 +31,7 @@ Features = tuple[list[tuple[tuple[int, ...], str]], np.ndarray, np.ndarray]  # c
 # untried, measured, measured_gain, predicted_gain, predicted_sd, p_clear, ei, knob_tries, knob_best, crash_rate,
 # remeasure, challenger, move, distance, bias, tpe_rank, tpe_sample: a local searcher that tries untried edits the
 # surrogate likes, avoids crashes, rarely jumps far, and leans towards where TPE sees the good configurations
+MAX_REFUSED = 20  # candidates refused by `admissible` per proposal; then the last draw stands
 PRIOR = (3.0, 0.0, 3.0, 3.0, 0.0, 6.0, 6.0, 0.0, 1.5, -9.0, -9.0, 0.0, 0.0, -3.0, 0.0, 9.0, 3.0)
 
 
@@ -66,11 +68,13 @@ class CandidatePPO:
     name = "ppo"
 
     def __init__(self, space: DiscreteSpace, seed: int = 0, horizon: int = 200, config: PPOConfig | None = None,
-                 rollout: int = 32, learn: bool = True, record_all: bool = False, fresh_only: bool = False) -> None:
+                 rollout: int = 32, learn: bool = True, record_all: bool = False, fresh_only: bool = False,
+                 admissible: Callable[[Config, Mapping[Config, int]], bool] | None = None) -> None:
         self.space, self.seed, self.horizon, self.rollout, self.learn = space, seed, horizon, rollout, learn
         self.recorded: list[tuple[int, _Step]] = []  # record_all: every (exp id, step), for meta-training
         self.record_all = record_all
         self.fresh_only = fresh_only  # offer only never-measured configurations (featurise)
+        self.admissible = admissible  # (config, measured) -> would it run as new code (a train.py's `Runnable`)
         self.config = config or PPOConfig(learning_rate=3e-4, gamma=0.9, gae_lambda=0.95)
         torch.manual_seed(seed)
         self.net = CandidateScorer()
@@ -103,14 +107,37 @@ class CandidatePPO:
 
     def propose(self, state: CampaignState) -> Proposal:
         cands, rows, campaign, probs, value = self._score(state)
-        action = int(step_rng(self.seed, state.iterations, self.name).choice(len(cands), p=probs))
-        step = _Step(rows, campaign, action, float(np.log(max(probs[action], 1e-12))), value)
+        rng = step_rng(self.seed, state.iterations, self.name)
+        action = int(rng.choice(len(cands), p=probs))
+        refused: list[int] = []
+        while (self.admissible is not None and cands[action][1] == "edit" and len(refused) < MAX_REFUSED
+               and not self.admissible(cands[action][0], state.measurement_counts)):
+            refused.append(action)  # it would not run as new code: drawn again among the others
+            left = probs.copy()
+            left[refused] = 0.0
+            if left.sum() <= 0:
+                break
+            action = int(rng.choice(len(cands), p=left / left.sum()))
+        step = self._step(rows, campaign, probs, value, action, refused)
         self._by_exp[len(state.experiments)] = step
         if self.record_all:
             self.recorded.append((len(state.experiments), step))
         config, kind = cands[action]
-        return Proposal(config, "remeasure" if kind == "remeasure" else "edit",
-                        info={"action": action, "candidate": kind, "logprob": round(step.logprob, 6)})
+        info = {"action": action, "candidate": kind, "logprob": round(step.logprob, 6)}
+        if refused:
+            info["refused"] = refused
+        return Proposal(config, "remeasure" if kind == "remeasure" else "edit", info=info)
+
+    @staticmethod
+    def _step(rows: np.ndarray, campaign: np.ndarray, probs: np.ndarray, value: float, action: int,
+              refused: list[int]) -> _Step:
+        """The step PPO learns from: the action among the candidates that were not refused, and its
+        probability renormalised over them (the distribution it was really drawn from)."""
+        if not refused:
+            return _Step(rows, campaign, action, float(np.log(max(probs[action], 1e-12))), value)
+        keep = [i for i in range(len(rows)) if i not in set(refused) or i == action]
+        left = probs[keep].sum()
+        return _Step(rows[keep], campaign, keep.index(action), float(np.log(max(probs[action] / left, 1e-12))), value)
 
     def replay_proposal(self, state: CampaignState, proposed: Proposed) -> None:
         """One of this policy's proposals read back from the log (a resumed loop): its step, scored by the policy
@@ -119,7 +146,7 @@ class CandidatePPO:
         if action is None:
             return  # the loop's own confirmations and re-measurements, or the calibration
         cands, rows, campaign, probs, value = self._score(state)
-        step = _Step(rows, campaign, int(action), float(np.log(max(probs[int(action)], 1e-12))), value)
+        step = self._step(rows, campaign, probs, value, int(action), list(proposed.info.get("refused", ())))
         self._by_exp[proposed.exp] = step
         if self.record_all:
             self.recorded.append((proposed.exp, step))
