@@ -15,8 +15,10 @@ itself (confirmations, drift re-measurements).
 A scorer draws again when its draw would not run as new code (`Runnable`: a broken `divides`
 relation, variants that do not compose, a twin of a measured configuration in effect); the other
 agents' configurations that cannot be written are sent as rejected: the worker records them in
-seconds, without training, and the agent is told they failed. A durable campaign records the sha256 of its base train.py; reopening it with
-another base file is a one-line error (its configurations would mean other code).
+seconds, without training, and the agent is told they failed.
+
+A durable campaign records the sha256 of its base train.py; reopening it with another base file is
+a one-line error (its configurations would mean other code).
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ def real_campaign(base_source: str, agent: str, seed: int, iters: int, backend: 
         keeper = GitKeeper(run_dir, space, render=render, file_name="train.py")
     workspaces = (Path(run_dir) / "experiments" if run_dir is not None
                   else Path(tempfile.mkdtemp(prefix="arl-core-")))
-    stopper = Oracle(TerminationOracle.from_config(oracle or OracleConfig(max_iters=iters, improvement_probability=0.0),
-                                                   stop_file=Path(run_dir) / STOP_FILE if run_dir is not None else None))
+    stop_file = Path(run_dir) / STOP_FILE if run_dir is not None else None
+    budget = oracle or OracleConfig(max_iters=iters, improvement_probability=0.0)
+    stopper = Oracle(TerminationOracle.from_config(budget, stop_file=stop_file))
     proposer = make_search_agent(agent, space, seed, horizon=iters)
     if hasattr(proposer, "fresh_only"):  # the candidate scorers, as `arl run --agent ppo` runs them:
         proposer.fresh_only = True  # each run costs a budget; the loop buys the evidence it needs itself

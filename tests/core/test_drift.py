@@ -139,3 +139,37 @@ def test_drift_specs_parse_and_bad_ones_are_one_line_errors() -> None:
         load_landscape("constant:dim=0")
     with pytest.raises(ValueError):
         DriftMonitor(min_tolerance=0.0)
+
+
+class FastAndBetter(ConstantLandscape):
+    """A machine that never changes, where configurations with x0 >= 3 train 80% faster and score 0.1 better
+    (a smaller model that sees more tokens in the budget: what a real campaign keeps)."""
+
+    def measure(self, config: Config, rng: np.random.Generator, t: int) -> tuple[float | None, float]:
+        fast = config[0] >= 3
+        speed = 1000.0 * (1.8 if fast else 1.0) * (1 + 0.02 * float(rng.standard_normal()))
+        return self.evaluate(config, rng) - (0.1 if fast else 0.0), speed
+
+    def true_value(self, config: Config) -> float:
+        return self.config.value - (0.1 if config[0] >= 3 else 0.0)
+
+
+def test_keeping_a_much_faster_candidate_is_not_taken_for_a_changed_machine() -> None:
+    """The incumbent's re-run paired with a fast candidate is compared with the speed of its own code, not
+    with the candidate that replaced it: no rebase, no re-measurements of the new incumbent for nothing."""
+    from autoresearch_rl.agent.search import make_search_agent
+    from autoresearch_rl.core.executor import LandscapeExecutor
+    from autoresearch_rl.core.loop import Campaign
+    from autoresearch_rl.core.stopper import MaxIterations
+
+    for seed in range(3):
+        land = FastAndBetter()
+        c = Campaign("fast", seed, (0,) * 6, make_search_agent("random", land.space, seed, horizon=60),
+                     LandscapeExecutor(land), MaxIterations(60), store=MemoryStore())
+        state = Loop(c).run()
+        events = list(c.store.events())
+        kept = [e for e in state.edits if e.verdict == "kept"]
+        assert kept and kept[0].config[0] >= 3
+        assert any(ev.verdict == "deferred" and ev.exp == kept[0].exp for ev in events if isinstance(ev, Decided))
+        assert not [ev for ev in events if isinstance(ev, Rebased)], f"seed {seed}"
+        assert not [e for e in state.experiments if e.info.get("why", "").startswith("new conditions")]

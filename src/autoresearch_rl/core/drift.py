@@ -57,13 +57,23 @@ class DriftMonitor:
         cv = (sum((x - mean) ** 2 for x in speeds) / (len(speeds) - 1)) ** 0.5 / mean
         return min(self.max_tolerance, max(self.min_tolerance, self.jitter_multiple * cv))
 
-    def reference(self, state: CampaignState, before: int) -> float | None:
-        """The machine's speed now: the median throughput of the incumbent's runs under the current conditions
-        before run `before` (calibration, re-measurements), else the reference recorded at calibration or rebase."""
+    def reference(self, state: CampaignState, before: int, config: tuple[int, ...] | None = None) -> float | None:
+        """The machine's speed now: the median throughput of the incumbent's runs (or those of `config`) under the
+        current conditions before run `before` (calibration, re-measurements), else the reference recorded at
+        calibration or rebase."""
+        config = state.incumbent if config is None else config
         start = state.regime_starts[-1] if state.regime_starts else 0
         speeds = sorted(r.throughput for r in state.experiments[start:before]
-                        if r.config == state.incumbent and r.outcome == "scored" and r.throughput is not None)
+                        if r.config == config and r.outcome == "scored" and r.throughput is not None)
         return median(speeds) if speeds else state.reference_throughput
+
+    def moved(self, state: CampaignState, e: Experiment) -> float | None:
+        """Relative throughput change of an incumbent re-measurement against earlier runs of the same code: a
+        re-run of an incumbent replaced meanwhile (by a faster model, say) is compared with its own speed."""
+        reference = self.reference(state, e.exp, e.config)
+        if reference is None or e.throughput is None or reference <= 0:
+            return None
+        return e.throughput / reference - 1.0
 
     def deviation(self, state: CampaignState, e: Experiment) -> float | None:
         """Relative throughput change of a run against the reference (None when either is unknown)."""
@@ -112,12 +122,13 @@ class DriftMonitor:
         e = next((r for r in reversed(state.experiments) if r.kind == "remeasure" and r.outcome != "pending"), None)
         if e is None or e.outcome != "scored" or e.throughput is None:
             return None
-        if not self.flagged(state, e) and not self._value_moved(state, e):
+        moved = self.moved(state, e) if state.reference_throughput is not None else None
+        off = moved is not None and abs(moved) > self.tolerance(state)
+        if not off and not self._value_moved(state, e):
             return None
         parent = state.experiments[e.parent] if e.parent is not None else None
         start = parent.exp if parent is not None and parent.verdict == "deferred" else e.exp
-        deviation = self.deviation(state, e)
-        why = (f"incumbent throughput {deviation:+.0%} against the reference" if self.flagged(state, e)
+        why = (f"incumbent throughput {moved:+.0%} against the reference" if off
                else "incumbent score moved beyond the noise")
         return Rebased(start, e.throughput, why)
 
