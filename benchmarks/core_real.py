@@ -26,25 +26,21 @@ from search_efficiency import git_sha
 
 
 def verify_sources(runner, base: str, best: str, root: Path, runs_each: int, used: set[int]) -> dict:
-    """Interleaved fresh-seed runs of base and best train.py, each `runs_each` scored."""
+    """Interleaved fresh-seed runs of base and best train.py (as `arl verify`), each `runs_each` scored."""
     from autoresearch_rl.backends.base import JobSpec, execute_job
-    from autoresearch_rl.loop_config import derive_seed
-    from autoresearch_rl.verify import welch_interval
+    from autoresearch_rl.verify import interleave, welch_interval
 
+    sources = {"baseline": base, "best": best}
     scores: dict[str, list[float]] = {"baseline": [], "best": []}
-    index = 0
-    while min(len(v) for v in scores.values()) < runs_each:
-        arm = min(scores, key=lambda a: (len(scores[a]), a != "baseline"))
-        seed = derive_seed("verify", index)
-        index += 1
-        if seed in used:
-            continue
-        workspace = root / "verify" / f"{index:03d}-{arm}"
-        record = execute_job(runner, JobSpec(index, base if arm == "baseline" else best, str(workspace), seed))
+
+    def run(arm: str, seed: int) -> float | None:
+        workspace = root / "verify" / f"{seed}-{arm}"
+        record = execute_job(runner, JobSpec(0, sources[arm], str(workspace), seed))
         print(f"verify {arm}: seed {seed} -> {record.val_bpb if record.status.scored else record.status.value}",
               flush=True)
-        if record.status.scored and record.val_bpb is not None:
-            scores[arm].append(record.val_bpb)
+        return record.val_bpb if record.status.scored else None
+
+    interleave(run, scores, {"baseline": 0, "best": 0}, runs_each, used)
     gain, low, high = welch_interval(scores["baseline"], scores["best"])
     return {"baseline": scores["baseline"], "best": scores["best"], "gain": gain, "ci95_low": low,
             "ci95_high": high, "verified": low > 0}

@@ -62,11 +62,34 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple
     return diff, diff - half, diff + half
 
 
+def interleave(run: Callable[[str, int], float | None], scores: dict[str, list[float]], attempts: dict[str, int],
+               runs_each: int, used: set[int], start: int = 0) -> list[int]:
+    """Run the arm with fewer scores (baseline first) on the next fresh seed until each has `runs_each`; fills
+    `scores` and `attempts`, returns the seeds of the scored runs. An arm failing 2x `runs_each` runs is an error."""
+    from autoresearch_rl.loop_config import derive_seed
+
+    seeds, index = [], start
+    while min(len(v) for v in scores.values()) < runs_each:
+        arm = min(ARMS, key=lambda a: (len(scores[a]), ARMS.index(a)))  # baseline, best, baseline, best, ...
+        if attempts[arm] >= 2 * runs_each:
+            raise UserError(f"the {arm} train.py failed {attempts[arm]} verification runs; see results.tsv")
+        seed = derive_seed("verify", index)
+        while seed in used:
+            index += 1
+            seed = derive_seed("verify", index)
+        used.add(seed)
+        index += 1
+        value = run(arm, seed)
+        attempts[arm] += 1
+        if value is not None:
+            scores[arm].append(value)
+            seeds.append(seed)
+    return seeds
+
+
 def verify(campaign: Campaign, runs_each: int = 3, on_run: Callable[[str, int, float | None], None] | None = None,
            ) -> Verified | None:
     """Interleave fresh-seed runs of baseline and best until each has `runs_each` scores; None if nothing was kept."""
-    from autoresearch_rl.loop_config import derive_seed
-
     if runs_each < 2:
         raise UserError("--runs-each must be at least 2 (the interval needs a spread)")
     meta = campaign.ledger.meta()
@@ -88,26 +111,16 @@ def verify(campaign: Campaign, runs_each: int = 3, on_run: Callable[[str, int, f
             if r.val_bpb is not None and r.status.scored:
                 scores[arm].append(r.val_bpb)
                 seeds.append(r.seed)
-    index = len(campaign.ledger.experiments())
-    while min(len(v) for v in scores.values()) < runs_each:
-        arm = min(ARMS, key=lambda a: (len(scores[a]), ARMS.index(a)))  # baseline, best, baseline, best, ...
-        if attempts[arm] >= 2 * runs_each:
-            raise UserError(f"the {arm} train.py failed {attempts[arm]} verification runs; see results.tsv")
-        seed = derive_seed("verify", index)
-        while seed in used:
-            index += 1
-            seed = derive_seed("verify", index)
-        used.add(seed)
-        index += 1
+
+    def run(arm: str, seed: int) -> float | None:
         _, record = campaign.run(sources[arm], role=ROLE, description=f"verification: {arm}", seed=seed,
                                  proposal={"arm": arm, "best_sha": best_sha})
-        attempts[arm] += 1
         value = record.val_bpb if record.status.scored else None
-        if value is not None:
-            scores[arm].append(value)
-            seeds.append(seed)
         if on_run is not None:
             on_run(arm, seed, value)
+        return value
+
+    seeds += interleave(run, scores, attempts, runs_each, used, start=len(campaign.ledger.experiments()))
     gain, low, high = welch_interval(scores["baseline"], scores["best"])
     result = Verified(statistics.fmean(scores["baseline"]), statistics.fmean(scores["best"]), gain, low, high,
                       runs_each, best_sha, sorted(seeds))
