@@ -49,14 +49,12 @@ def outcome_of(exp: int, record: ExperimentRecord) -> Outcome:
 
 class BackendWorkers:
     def __init__(self, backend: Backend, render: Callable[[Config], str], workspaces: Path, *,
-                 validate: bool = True, max_losses: int = MAX_WORKER_LOSSES,
-                 on_record: Callable[[JobSpec, ExperimentRecord], None] | None = None) -> None:
+                 validate: bool = True, max_losses: int = MAX_WORKER_LOSSES) -> None:
         self.backend = backend
         self.render = render
         self.workspaces = Path(workspaces)
         self.validate = validate  # the cheap smoke check before a budget is spent
         self.max_losses = max_losses
-        self.on_record = on_record  # every finished job's full record (logs, timings), e.g. for a report
         self.losses: dict[int, int] = {}
 
     def free_slots(self) -> int:
@@ -86,8 +84,6 @@ class BackendWorkers:
                 return None
             return Crashed(exp, f"worker lost {self.losses[exp]} times ({result.lost})",
                            cost_s=result.finished_at - result.started_at)
-        if self.on_record is not None:
-            self.on_record(result.spec, result.record)
         return outcome_of(exp, result.record)
 
     def in_flight(self) -> frozenset[int]:
