@@ -55,13 +55,12 @@ class Campaign:
     seed: int
     start: Config
     proposer: Proposer
-    executor: Executor | Workers  # an Executor runs on `workers` simulated workers (one: synchronous)
+    executor: Executor | Workers  # a bare Executor runs on one worker: the synchronous loop
     stopper: Stopper
     decider: Decider = field(default_factory=NoiseAwareDecider)
     store: Store = field(default_factory=MemoryStore)
     drift: DriftMonitor | None = field(default_factory=DriftMonitor)  # inert unless runs report throughput
     calibration_runs: int = 3
-    workers: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,8 +70,7 @@ class Loop:
         self.on_event = on_event
         self.state = fold(campaign.store.events())
         executor = campaign.executor
-        self.workers: Workers = (executor if isinstance(executor, Workers)
-                                 else SimulatedWorkers(executor, campaign.workers))
+        self.workers: Workers = executor if isinstance(executor, Workers) else SimulatedWorkers(executor)
         self._stopping: Stopped | None = None  # the stopper fired: nothing new starts, the runs in flight finish
 
     def record(self, event: Event) -> None:

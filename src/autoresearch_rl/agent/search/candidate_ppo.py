@@ -135,7 +135,8 @@ class CandidatePPO:
         probability renormalised over them (the distribution it was really drawn from)."""
         if not refused:
             return _Step(rows, campaign, action, float(np.log(max(probs[action], 1e-12))), value)
-        keep = [i for i in range(len(rows)) if i not in set(refused) or i == action]
+        out = set(refused) - {action}
+        keep = [i for i in range(len(rows)) if i not in out]
         left = probs[keep].sum()
         return _Step(rows[keep], campaign, keep.index(action), float(np.log(max(probs[action] / left, 1e-12))), value)
 
