@@ -5,7 +5,8 @@
 
 The campaign is `real_campaign.py`: configurations of the template train.py (constants and structural
 variants), proposed by the search agent, trained and scored by the real runner on local slots, durable
-in `ROOT/run` (SQLite event log, kept train.py versions in git; re-running resumes). Then the base and
+in `ROOT/run` (SQLite event log, kept train.py versions in git; re-running resumes); doomed candidates
+are stopped early on their loss curves as in `arl run` (`core/pruner.py`; `--no-early-abort`). Then the base and
 the best train.py are re-run interleaved on fresh seeds (baseline, best, baseline, best, ...), never
 those of the search, and the verified gain is their difference with a 95% Welch interval. Prints a
 table, writes the JSON and a PNG (each run's val_bpb in order, the kept ones marked).
@@ -19,6 +20,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="local training slots")
     parser.add_argument("--verify-runs", type=int, default=3, help="fresh-seed runs of base and best each")
+    parser.add_argument("--no-early-abort", action="store_true", help="every candidate trains its full budget")
     parser.add_argument("--root", required=True, help="the campaign's directory (re-running resumes it)")
     parser.add_argument("--out", default=None, help="JSON result (a PNG is written beside it)")
     args = parser.parse_args(argv)
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from autoresearch_rl.backends.workers import training_seed
     from autoresearch_rl.campaign import Campaign
     from autoresearch_rl.cli_source import candidate_device
+    from autoresearch_rl.core.pruner import CurvePruner
     from autoresearch_rl.env.data import default_cache_dir, prepare_dataset
     from autoresearch_rl.env.presets import get_preset
     from autoresearch_rl.real_campaign import real_campaign
@@ -108,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     def show(event, state) -> None:
         name = type(event).__name__
         if name in ("Scored", "Crashed", "Aborted", "Decided", "Calibrated", "Stopped"):
-            print(f"{time.perf_counter() - started:7.0f}s {event}", flush=True)
+            shown = replace(event, details={"aborted_at_fraction": event.details["aborted_at_fraction"]}
+                            if "aborted_at_fraction" in event.details else {}) if hasattr(event, "details") else event
+            print(f"{time.perf_counter() - started:7.0f}s {shown}", flush=True)  # without the loss curve
 
-    loop = real_campaign(base, args.agent, args.seed, args.iters, backend, run_dir=root / "run", device=device)
+    pruner = None if args.no_early_abort else CurvePruner(preset.time_budget_s)  # arl run's early abort
+    loop = real_campaign(base, args.agent, args.seed, args.iters, backend, run_dir=root / "run", device=device,
+                         pruner=pruner)
     loop.on_event = show
     try:
         state = loop.run()

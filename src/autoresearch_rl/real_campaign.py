@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from autoresearch_rl.backends.base import Backend
 from autoresearch_rl.backends.workers import BackendWorkers
 from autoresearch_rl.core.loop import Campaign, Loop
-from autoresearch_rl.core.space import Config
+from autoresearch_rl.core.proposer import Proposer
+from autoresearch_rl.core.pruner import Pruner
+from autoresearch_rl.core.space import Config, DiscreteSpace
 from autoresearch_rl.core.stopper import Oracle
 from autoresearch_rl.core.store import MemoryStore, Store
 from autoresearch_rl.errors import UserError
@@ -46,13 +49,17 @@ def base_sha(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def real_campaign(base_source: str, agent: str, seed: int, iters: int, backend: Backend, *,
+def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Proposer], seed: int, iters: int,
+                  backend: Backend, *,
                   run_dir: Path | None = None, task: str = "train.py", device: str | None = None,
-                  validate: bool = True, calibration_runs: int = 3, oracle: OracleConfig | None = None) -> Loop:
+                  validate: bool = True, calibration_runs: int = 3, oracle: OracleConfig | None = None,
+                  pruner: Pruner | None = None) -> Loop:
     """The loop of one train.py campaign, ready to `run()` (a durable one resumes where it was left).
 
     It stops as `oracle` says (budgets, convergence; by default after `iters` iterations, the agent's
-    horizon too), or when the file STOP appears in `run_dir`."""
+    horizon too), or when the file STOP appears in `run_dir`. `pruner` (`core/pruner.CurvePruner`
+    with the preset's budget) stops doomed candidates early, as `arl run` does; None: every run finishes.
+    `agent` names a search agent (`agent/search`), or builds a proposer of your own for the file's space."""
     from autoresearch_rl.agent.search import make_search_agent
 
     space, start = train_py_space(base_source, device)
@@ -76,15 +83,15 @@ def real_campaign(base_source: str, agent: str, seed: int, iters: int, backend: 
     stop_file = Path(run_dir) / STOP_FILE if run_dir is not None else None
     budget = oracle or OracleConfig(max_iters=iters, improvement_probability=0.0)
     stopper = Oracle(TerminationOracle.from_config(budget, stop_file=stop_file))
-    proposer = make_search_agent(agent, space, seed, horizon=iters)
+    proposer = make_search_agent(agent, space, seed, horizon=iters) if isinstance(agent, str) else agent(space)
     if hasattr(proposer, "fresh_only"):  # the candidate scorers, as `arl run --agent ppo` runs them:
         proposer.fresh_only = True  # each run costs a budget; the loop buys the evidence it needs itself
         runnable = Runnable(base_source, space, start)
         proposer.admissible = lambda config, measured: not runnable.refusal(config, measured)
     campaign = Campaign(task=task, seed=seed, start=start, proposer=proposer,
                         executor=BackendWorkers(backend, render, workspaces, validate=validate),
-                        stopper=stopper, store=store, calibration_runs=calibration_runs,
-                        settings={"agent": agent, "max_iters": iters, "base_sha256": base_sha(base_source),
+                        stopper=stopper, store=store, calibration_runs=calibration_runs, pruner=pruner,
+                        settings={"agent": proposer.name, "max_iters": iters, "base_sha256": base_sha(base_source),
                                   "knobs": list(space.knobs)})
     loop = Loop(campaign, on_event=keeper.on_event if keeper is not None else None)
     if keeper is not None:

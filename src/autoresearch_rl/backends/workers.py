@@ -4,8 +4,9 @@
 configuration is written as code (`render`: the base train.py with the configuration's constants
 and structural variants, `target/params.apply_params`), sent as a `JobSpec` to a backend (inline,
 local slots, Ray), and the worker's `ExperimentRecord` comes back as the core outcome: `Scored`
-(val_bpb, wall seconds, tokens/s for the drift monitor), `Aborted` (stopped early on its loss curve)
-or `Crashed` (any failure, in one line). A configuration that cannot be written (`EditError`) is
+(val_bpb, wall seconds, tokens/s for the drift monitor, the loss curve and abort checks for the
+pruner), `Aborted` (stopped early on its loss curve, by the pruner's rule the job carries) or
+`Crashed` (any failure, in one line). A configuration that cannot be written (`EditError`) is
 sent as rejected: the worker records it without running. A lost worker (killed process, dead node)
 is the machine's fault, not the candidate's: the job is sent again, up to `max_losses` times.
 
@@ -35,15 +36,22 @@ def training_seed(seed: tuple[int, ...]) -> int:
     return derive_seed(*seed)
 
 
+# what a run's summary tells the pruner (core/pruner.py) and the account of early abort
+PRUNER_DETAILS = ("curve", "final_train_loss", "abort_checks", "abort_shadow", "would_abort_at_fraction",
+                  "aborted_at_fraction", "abort_reason")
+
+
 def outcome_of(exp: int, record: ExperimentRecord) -> Outcome:
     cost = record.timings.total
+    details = {key: record.summary[key] for key in PRUNER_DETAILS if key in record.summary}
     if record.status.scored and record.val_bpb is not None:
         speed = record.summary.get("tokens_per_second")
-        return Scored(exp, float(record.val_bpb), cost_s=cost, throughput=float(speed) if speed else None)
+        return Scored(exp, float(record.val_bpb), cost_s=cost, throughput=float(speed) if speed else None,
+                      details=details)
     if record.status is Status.ABORTED:
         predicted = record.summary.get("predicted_val_bpb")
         return Aborted(exp, record.error or "stopped early", predicted=float(predicted) if predicted else None,
-                       cost_s=cost)
+                       cost_s=cost, details=details)
     return Crashed(exp, f"{record.status.value}: {record.error}" if record.error else record.status.value, cost_s=cost)
 
 
@@ -60,13 +68,14 @@ class BackendWorkers:
     def free_slots(self) -> int:
         return self.backend.free_slots()
 
-    def submit(self, exp: int, config: Config, seed: tuple[int, ...]) -> None:
+    def submit(self, exp: int, config: Config, seed: tuple[int, ...], prune: object | None = None) -> None:
         try:
             source, rejected = self.render(config), ""
         except EditError as exc:
             source, rejected = "", str(exc)
         self.backend.submit(JobSpec(exp_id=exp, source=source, workspace=str(self.workspaces / f"{exp:05d}"),
-                                    seed=training_seed(seed), validate=self.validate, rejected=rejected))
+                                    seed=training_seed(seed), validate=self.validate, rejected=rejected,
+                                    abort=prune if not rejected else None))
 
     def collect(self) -> list[Outcome]:
         while self.backend.in_flight():
@@ -84,7 +93,7 @@ class BackendWorkers:
                 return None
             return Crashed(exp, f"worker lost {self.losses[exp]} times ({result.lost})",
                            cost_s=result.finished_at - result.started_at)
-        return outcome_of(exp, result.record)
+        return outcome_of(exp, result.annotated_record())
 
     def in_flight(self) -> frozenset[int]:
         return frozenset(self.backend.in_flight())

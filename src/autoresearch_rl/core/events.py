@@ -43,6 +43,7 @@ class Scored:
     value: float  # one measurement, lower is better
     cost_s: float = 0.0  # what the run cost (simulated or wall seconds)
     throughput: float | None = None  # how fast the machine trained it (tokens/s): the drift monitor's signal
+    details: dict[str, Any] = field(default_factory=dict)  # what the pruner learns from (loss curve, its checks)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Aborted:
     reason: str
     predicted: float | None = None  # the value the pruner predicted from the partial curve
     cost_s: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)  # where it was stopped and on what evidence
 
 
 @dataclass(frozen=True)

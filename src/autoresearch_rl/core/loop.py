@@ -34,6 +34,7 @@ from autoresearch_rl.core.events import (Calibrated, CampaignStarted, Decided, E
                                          Resumed, Stopped)
 from autoresearch_rl.core.executor import Executor
 from autoresearch_rl.core.proposer import Learner, Proposal, Proposer
+from autoresearch_rl.core.pruner import Pruner
 from autoresearch_rl.core.space import Config
 from autoresearch_rl.core.state import CampaignState, Experiment, fold
 from autoresearch_rl.core.stopper import Stopper
@@ -60,6 +61,7 @@ class Campaign:
     decider: Decider = field(default_factory=NoiseAwareDecider)
     store: Store = field(default_factory=MemoryStore)
     drift: DriftMonitor | None = field(default_factory=DriftMonitor)  # inert unless runs report throughput
+    pruner: Pruner | None = None  # early abort: what a worker judges a candidate's loss curve by
     calibration_runs: int = 3
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -160,7 +162,9 @@ class Loop:
         """Start the run; with one worker its outcome is recorded before this returns (the synchronous loop)."""
         e = self.state.experiments[exp]
         nth = sum(x.config == e.config for x in self.state.experiments[:exp])  # earlier runs of this configuration
-        self.workers.submit(exp, e.config, (self.state.seed, *e.config, nth))
+        seed = (self.state.seed, *e.config, nth)
+        prune = self.c.pruner.rule(self.state, exp, seed) if self.c.pruner is not None else None
+        self.workers.submit(exp, e.config, seed, prune)
         if not self._free():
             self._collect()
 

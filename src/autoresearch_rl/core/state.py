@@ -35,6 +35,7 @@ class Experiment:
     verdict: str | None = None  # set by Decided: kept | discarded | confirm | deferred | failed | measured
     reward: float | None = None
     incumbent_value: float | None = None  # the incumbent's value when it was proposed (what it was compared with)
+    details: dict[str, Any] = field(default_factory=dict)  # the run's loss curve and abort checks (real runs)
 
     @property
     def failed(self) -> bool:
@@ -75,14 +76,15 @@ class CampaignState:
             return replace(self, experiments=self.experiments + (exp,))
         if isinstance(event, Scored):
             state = self._update(event.exp, outcome="scored", value=event.value, cost_s=event.cost_s,
-                                 throughput=event.throughput)
+                                 throughput=event.throughput, details=event.details)
             if self.calibrated and state.experiments[event.exp].config == self.incumbent:
                 state = replace(state, incumbent_values=self.incumbent_values + (event.value,))
             return state
         if isinstance(event, Crashed):
             return self._update(event.exp, outcome="crashed", cost_s=event.cost_s)
         if isinstance(event, Aborted):
-            return self._update(event.exp, outcome="aborted", value=event.predicted, cost_s=event.cost_s)
+            return self._update(event.exp, outcome="aborted", value=event.predicted, cost_s=event.cost_s,
+                                details=event.details)
         if isinstance(event, Calibrated):
             values = tuple(e.value for e in self.experiments if e.kind == "calibration" and e.outcome == "scored")
             first = next((e.exp for e in self.experiments if e.kind == "calibration"), None)

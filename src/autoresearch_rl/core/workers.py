@@ -24,7 +24,9 @@ Outcome = Scored | Crashed | Aborted
 class Workers(Protocol):
     def free_slots(self) -> int: ...
 
-    def submit(self, exp: int, config: Config, seed: tuple[int, ...]) -> None: ...
+    def submit(self, exp: int, config: Config, seed: tuple[int, ...], prune: object | None = None) -> None:
+        """Start a run; `prune` is the pruner's rule the worker judges its loss curve by (None: none)."""
+        ...
 
     def collect(self) -> list[Outcome]:
         """Outcomes of the runs that finished, at least one while any is in flight (blocking until then)."""
@@ -47,9 +49,10 @@ class SimulatedWorkers:
     def free_slots(self) -> int:
         return self.workers - len(self._running)
 
-    def submit(self, exp: int, config: Config, seed: tuple[int, ...]) -> None:
+    def submit(self, exp: int, config: Config, seed: tuple[int, ...], prune: object | None = None) -> None:
         if self.free_slots() <= 0:
             raise RuntimeError("submit with no free worker")
+        # `prune` is ignored: a landscape answers with a final value, there is no curve to stop early
         outcome = self.executor.run(exp, config, seed)
         duration = outcome.cost_s if outcome.cost_s > 0 else 1.0
         heapq.heappush(self._running, (self.clock + duration, self._submitted, outcome))

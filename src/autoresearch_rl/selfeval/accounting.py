@@ -20,12 +20,29 @@ def abort_outcomes(rows: Iterable[ExperimentRow]) -> list[tuple[bool, bool]]:
             if r.role == "candidate" and r.summary.get("abort_shadow") and r.reward is not None]
 
 
+def _scored_checks(rows: Iterable[ExperimentRow]) -> list[tuple[list, float]]:
+    """(the checks a run recorded, the val_bpb it scored), for the scored runs that recorded checks."""
+    return [(r.summary["abort_checks"], r.val_bpb) for r in rows
+            if r.val_bpb is not None and isinstance(r.summary.get("abort_checks"), list)]
+
+
 def prediction_errors(rows: Iterable[ExperimentRow], config: AbortConfig) -> tuple[tuple[float, ...], ...]:
     """The measured rule's data (abort.py, rule 3): per check, scored val_bpb - what the curves foresaw, over
     the scored runs that recorded their checks (aborted runs have no score and are not among them)."""
-    scored = [(r.summary["abort_checks"], r.val_bpb) for r in rows
-              if r.val_bpb is not None and isinstance(r.summary.get("abort_checks"), list)]
-    return measured_errors(scored, config.warmup_fraction, config.check_every_fraction)
+    return measured_errors(_scored_checks(rows), config.warmup_fraction, config.check_every_fraction)
+
+
+def abort_spec(config: AbortConfig, *, curve: Sequence[Sequence[float]], final_loss: float, incumbent_value: float,
+               margin: float, budget_s: float, seed: int, shadow_outcomes: Sequence[tuple[bool, bool]],
+               scored_checks: Sequence[tuple[list, float]]) -> AbortSpec:
+    """How a worker judges the run with this seed against the incumbent's curve, given the campaign's evidence:
+    the shadow runs' (would abort, kept) outcomes calibrate z, the scored runs' checks give the measured rule."""
+    calibrator = AbortCalibrator.from_config(config, shadow_outcomes)
+    return config.spec(incumbent_curve=curve, incumbent_final_loss=final_loss, incumbent_val_bpb=incumbent_value,
+                       margin=margin, budget_s=budget_s, threshold=calibrator.threshold(config.z),
+                       shadow=calibrator.should_shadow(seed),
+                       prediction_errors=measured_errors(scored_checks, config.warmup_fraction,
+                                                         config.check_every_fraction))
 
 
 def abort_spec_for(config: AbortConfig | None, rows: Sequence[ExperimentRow], incumbent_id: int,
@@ -38,10 +55,9 @@ def abort_spec_for(config: AbortConfig | None, rows: Sequence[ExperimentRow], in
     curve, final = row.summary.get("curve"), row.summary.get("final_train_loss")
     if not curve or not isinstance(final, (int, float)) or not math.isfinite(final):
         return None  # an executor without curves (the synthetic landscape), or an old campaign
-    calibrator = AbortCalibrator.from_config(config, abort_outcomes(rows))
-    return config.spec(incumbent_curve=curve, incumbent_final_loss=float(final), incumbent_val_bpb=incumbent_val_bpb,
-                       margin=margin, budget_s=budget_s, threshold=calibrator.threshold(config.z),
-                       shadow=calibrator.should_shadow(seed), prediction_errors=prediction_errors(rows, config))
+    return abort_spec(config, curve=curve, final_loss=float(final), incumbent_value=incumbent_val_bpb, margin=margin,
+                      budget_s=budget_s, seed=seed, shadow_outcomes=abort_outcomes(rows),
+                      scored_checks=_scored_checks(rows))
 
 
 def prediction_error_lines(rows: Iterable[ExperimentRow], config: AbortConfig = AbortConfig()) -> list[str]:
