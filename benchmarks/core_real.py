@@ -5,10 +5,12 @@
 
 The campaign is `real_campaign.py`: configurations of the template train.py (constants and structural
 variants), proposed by the search agent, trained and scored by the real runner on local slots, durable
-in `ROOT/run` (SQLite event log, kept train.py versions in git; re-running resumes); doomed candidates
-are stopped early on their loss curves as in `arl run` (`core/pruner.py`; `--no-early-abort`). Then the base and
-the best train.py are re-run interleaved on fresh seeds (baseline, best, baseline, best, ...), never
-those of the search, and the verified gain is their difference with a 95% Welch interval. Prints a
+in `ROOT/run` (SQLite event log, every run's train.py in git; re-running resumes). Doomed candidates
+are stopped early on their loss curves as in `arl run` (`core/pruner.py`; `--no-early-abort`). The run
+directory's ledger is a projection of the events, so `arl status`, `arl report` and `arl verify
+--run-dir ROOT/run` read it. Then `arl verify`'s check runs: the base and the best train.py re-run
+interleaved on fresh seeds, never those of the search, and the verified gain is their difference with
+a 95% Welch interval (stored in the ledger: a re-run of this script reuses it). Prints a
 table, writes the JSON and a PNG (each run's val_bpb in order, the kept ones marked).
 """
 
@@ -25,27 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from search_efficiency import git_sha
-
-
-def verify_sources(runner, base: str, best: str, root: Path, runs_each: int, used: set[int]) -> dict:
-    """Interleaved fresh-seed runs of base and best train.py (as `arl verify`), each `runs_each` scored."""
-    from autoresearch_rl.backends.base import JobSpec, execute_job
-    from autoresearch_rl.verify import interleave, welch_interval
-
-    sources = {"baseline": base, "best": best}
-    scores: dict[str, list[float]] = {"baseline": [], "best": []}
-
-    def run(arm: str, seed: int) -> float | None:
-        workspace = root / "verify" / f"{seed}-{arm}"
-        record = execute_job(runner, JobSpec(0, sources[arm], str(workspace), seed))
-        print(f"verify {arm}: seed {seed} -> {record.val_bpb if record.status.scored else record.status.value}",
-              flush=True)
-        return record.val_bpb if record.status.scored else None
-
-    interleave(run, scores, {"baseline": 0, "best": 0}, runs_each, used)
-    gain, low, high = welch_interval(scores["baseline"], scores["best"])
-    return {"baseline": scores["baseline"], "best": scores["best"], "gain": gain, "ci95_low": low,
-            "ci95_high": high, "verified": low > 0}
 
 
 def plot(state, path: Path, title: str) -> None:
@@ -87,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from autoresearch_rl.backends.local import LocalBackend, local_slots
-    from autoresearch_rl.backends.workers import training_seed
     from autoresearch_rl.campaign import Campaign
     from autoresearch_rl.cli_source import candidate_device
     from autoresearch_rl.core.pruner import CurvePruner
@@ -96,46 +76,53 @@ def main(argv: list[str] | None = None) -> int:
     from autoresearch_rl.real_campaign import real_campaign
     from autoresearch_rl.target import template_source
     from autoresearch_rl.target.grid import train_py_space
+    from autoresearch_rl.verify import verify
 
     root = Path(args.root).resolve()
     preset = get_preset(args.preset)
     cache = default_cache_dir()
     prepare_dataset(preset, cache)
-    with Campaign.open(root / "env", preset.name, cache) as env:  # the real runner and its frozen-env manifest
-        runner = env.get_executor()
     base = template_source()
     device = candidate_device(preset.device)
     space, _ = train_py_space(base, device)
-    backend = LocalBackend(runner, local_slots(args.workers, device=device))
     started = time.perf_counter()
 
     def show(event, state) -> None:
         name = type(event).__name__
         if name in ("Scored", "Crashed", "Aborted", "Decided", "Calibrated", "Stopped"):
-            shown = replace(event, details={"aborted_at_fraction": event.details["aborted_at_fraction"]}
-                            if "aborted_at_fraction" in event.details else {}) if hasattr(event, "details") else event
-            print(f"{time.perf_counter() - started:7.0f}s {shown}", flush=True)  # without the loss curve
+            shown = replace(event, details={}) if hasattr(event, "details") else event  # not the run's whole record
+            print(f"{time.perf_counter() - started:7.0f}s {shown}", flush=True)
 
-    pruner = None if args.no_early_abort else CurvePruner(preset.time_budget_s)  # arl run's early abort
-    loop = real_campaign(base, args.agent, args.seed, args.iters, backend, run_dir=root / "run", device=device,
-                         pruner=pruner)
-    loop.on_event = show
-    try:
-        state = loop.run()
-    finally:
-        backend.shutdown()
-    searched = time.perf_counter() - started
-    render = loop.c.executor.render  # type: ignore[union-attr]
-    best = render(state.incumbent)
-    used = {training_seed((state.seed, *e.config, sum(x.config == e.config for x in state.experiments[:e.exp])))
-            for e in state.experiments}  # the seeds the search trained with: verification uses others
+    # the run directory's ledger is a projection of the events: `arl status/report/verify --run-dir ROOT/run` read it
+    with Campaign.open(root / "run", preset.name, cache) as campaign:
+        backend = LocalBackend(campaign.get_executor(), local_slots(args.workers, device=device))
+        pruner = None if args.no_early_abort else CurvePruner(preset.time_budget_s)  # arl run's early abort
+        loop = real_campaign(base, args.agent, args.seed, args.iters, backend, device=device, pruner=pruner,
+                             ledger=campaign)
+        project = loop.on_event
+        assert project is not None
+
+        def on_event(event, state) -> None:
+            project(event, state)
+            show(event, state)
+
+        loop.on_event = on_event
+        try:
+            state = loop.run()
+        finally:
+            backend.shutdown()
+            loop.c.store.close()  # type: ignore[attr-defined]
+        searched = time.perf_counter() - started
+
+        def shown(arm: str, seed: int, value: float | None) -> None:
+            print(f"verify {arm}: seed {seed} -> {value}", flush=True)
+
+        result = verify(campaign, runs_each=args.verify_runs, on_run=shown)  # `arl verify`: stored, not re-run
+    verified = None if result is None else {**result.to_json(), "verified": result.significant}
 
     def changed(config) -> dict:
         return {k: v for k, v, b in zip(space.knobs, space.values(config).values(), space.values(state.start).values())
                 if v != b}
-    verified = None
-    if state.incumbent != state.start:
-        verified = verify_sources(runner, base, best, root, args.verify_runs, used)
     kept = [e for e in state.edits if e.verdict == "kept"]
     speeds = [e.throughput for e in state.experiments if e.throughput]
     print(f"\n{state.iterations} iterations, {len(state.experiments)} runs in {searched:.0f} s; sigma {state.sigma:.4f}; "

@@ -7,7 +7,8 @@ whatever happened to the candidate. Only harness failures raise.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -73,6 +74,17 @@ class ExperimentRecord:
     error: str = ""  # one line saying why it failed, when it did
     log_path: str = ""  # full log of the training process
     workspace: str = ""  # the directory the candidate ran in
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (a summary value the runner could not type is kept as text)."""
+        data = asdict(self)
+        data["status"] = self.status.value
+        return json.loads(json.dumps(data, default=str))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExperimentRecord:
+        fields_ = dict(data)
+        return cls(**{**fields_, "status": Status(fields_["status"]), "timings": Timings(**fields_.get("timings", {}))})
 
     @property
     def memory_gb(self) -> float:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from autoresearch_rl.backends.base import Backend
 from autoresearch_rl.backends.workers import BackendWorkers
+from autoresearch_rl.campaign import Campaign as RunnerCampaign
 from autoresearch_rl.core.loop import Campaign, Loop
 from autoresearch_rl.core.proposer import Proposer
 from autoresearch_rl.core.pruner import Pruner
@@ -37,6 +38,8 @@ from autoresearch_rl.core.space import Config, DiscreteSpace
 from autoresearch_rl.core.stopper import Oracle
 from autoresearch_rl.core.store import MemoryStore, Store
 from autoresearch_rl.errors import UserError
+from autoresearch_rl.ledger.event_store import GitKeeper, SQLiteEventStore
+from autoresearch_rl.ledger.projection import LedgerProjection
 from autoresearch_rl.oracle.termination import OracleConfig, TerminationOracle
 from autoresearch_rl.target.grid import Runnable, train_py_space
 from autoresearch_rl.target.params import apply_params
@@ -53,13 +56,16 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
                   backend: Backend, *,
                   run_dir: Path | None = None, task: str = "train.py", device: str | None = None,
                   validate: bool = True, calibration_runs: int = 3, oracle: OracleConfig | None = None,
-                  pruner: Pruner | None = None) -> Loop:
+                  pruner: Pruner | None = None, ledger: RunnerCampaign | None = None) -> Loop:
     """The loop of one train.py campaign, ready to `run()` (a durable one resumes where it was left).
 
     It stops as `oracle` says (budgets, convergence; by default after `iters` iterations, the agent's
     horizon too), or when the file STOP appears in `run_dir`. `pruner` (`core/pruner.CurvePruner`
     with the preset's budget) stops doomed candidates early, as `arl run` does; None: every run finishes.
-    `agent` names a search agent (`agent/search`), or builds a proposer of your own for the file's space."""
+    `agent` names a search agent (`agent/search`), or builds a proposer of your own for the file's space.
+    `ledger`: the run directory opened as a `Campaign` (its ledger and git history): the events are then
+    projected into its ledger (`ledger/projection.py`), so `arl status`, `report` and `verify` read the
+    campaign, and every run's train.py is committed; `run_dir` is its directory."""
     from autoresearch_rl.agent.search import make_search_agent
 
     space, start = train_py_space(base_source, device)
@@ -67,17 +73,26 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
     def render(config: Config) -> str:
         return apply_params(base_source, space.values(config))[0]
 
-    keeper = None
+    keeper: GitKeeper | LedgerProjection | None = None
     store: Store = MemoryStore()
+    if ledger is not None:
+        if run_dir is not None and Path(run_dir).resolve() != ledger.run_dir:
+            raise UserError(f"run_dir {run_dir} is not the ledger's directory {ledger.run_dir}")
+        run_dir = ledger.run_dir
     if run_dir is not None:
-        from autoresearch_rl.ledger.event_store import GitKeeper, SQLiteEventStore
-
         store = SQLiteEventStore(run_dir)
         recorded = store.events()[0].settings.get("base_sha256") if store.events() else None  # type: ignore[union-attr]
         if recorded is not None and recorded != base_sha(base_source):
             raise UserError(f"campaign {run_dir} searches another base train.py (sha256 {recorded[:12]}); "
                             "resume it with that file or use a new run directory")
-        keeper = GitKeeper(run_dir, space, render=render, file_name="train.py")
+        if ledger is not None:
+            if store.events() and ledger.ledger.meta().get("loop") != "core":
+                raise UserError(f"campaign {run_dir} was run without a ledger; resume it without one "
+                                "(or start a new run directory)")
+            keeper = LedgerProjection(ledger, space, render)
+            keeper.catch_up(store.events())  # what a killed controller recorded but did not project
+        else:
+            keeper = GitKeeper(run_dir, space, render=render, file_name="train.py")
     workspaces = (Path(run_dir) / "experiments" if run_dir is not None
                   else Path(tempfile.mkdtemp(prefix="arl-core-")))
     stop_file = Path(run_dir) / STOP_FILE if run_dir is not None else None
@@ -92,8 +107,8 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
                         executor=BackendWorkers(backend, render, workspaces, validate=validate),
                         stopper=stopper, store=store, calibration_runs=calibration_runs, pruner=pruner,
                         settings={"agent": proposer.name, "max_iters": iters, "base_sha256": base_sha(base_source),
-                                  "knobs": list(space.knobs)})
+                                  "knobs": list(space.knobs), "early_abort": pruner is not None})
     loop = Loop(campaign, on_event=keeper.on_event if keeper is not None else None)
-    if keeper is not None:
+    if isinstance(keeper, GitKeeper):
         keeper.reconcile(loop.state)
     return loop

@@ -30,6 +30,9 @@ def recorded_agent(ledger: Ledger) -> str | None:
 def claim_agent(ledger: Ledger, run_dir: Path, agent: str, seed: int, audit_fraction: float) -> float:
     """Record the agent on a new campaign; refuse another agent on an old one. The audit fraction in force."""
     meta = ledger.meta()
+    if meta.get("loop") == "core":
+        raise UserError(f"campaign {run_dir} runs on the core loop (its ledger is a projection of events.sqlite); "
+                        "resume it with the script that started it, or use another --run-dir")
     recorded = recorded_agent(ledger)
     audit_fraction = float(meta.get("audit_fraction", audit_fraction))  # fixed when the campaign started
     if recorded is None:

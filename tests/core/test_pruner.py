@@ -24,7 +24,7 @@ CURVE = [[1.0, 4.0, 100], [2.0, 3.5, 200], [3.0, 3.2, 300], [4.0, 3.0, 400]]
 
 def campaign(*later: object) -> list:
     """Calibrated on two runs with curves (sigma 0.01), then `later` events."""
-    details = {"curve": CURVE, "final_train_loss": 3.0}
+    details = {"summary": {"curve": CURVE, "final_train_loss": 3.0}}
     return [CampaignStarted("t", 0, (0,), 2), Proposed(0, (0,), "calibration", None),
             Scored(0, 1.50, details=details), Proposed(1, (0,), "calibration", None),
             Scored(1, 1.52, details=details), Calibrated(sigma=0.01, baseline=1.51), *later]
@@ -55,8 +55,8 @@ def test_shadow_runs_that_would_have_been_aborted_but_were_kept_raise_the_thresh
     later: list = []
     for i in range(2, 8):  # six shadow runs: the rule fired on each, and each was kept
         later += [Proposed(i, (i,), "edit", 0),
-                  Scored(i, 1.0, details={"abort_shadow": True, "would_abort_at_fraction": 0.3,
-                                              "curve": CURVE, "final_train_loss": 3.0}),
+                  Scored(i, 1.0, details={"summary": {"abort_shadow": True, "would_abort_at_fraction": 0.3,
+                                                          "curve": CURVE, "final_train_loss": 3.0}}),
                   Decided(i, "kept", 0.02, 1.0)]
     state = fold(campaign(*later, Proposed(8, (9,), "edit", 7)))
     config = AbortConfig(shadow_probability=0.0)
@@ -66,7 +66,7 @@ def test_shadow_runs_that_would_have_been_aborted_but_were_kept_raise_the_thresh
 
 
 def test_details_survive_the_event_log() -> None:
-    event = Aborted(3, "doomed", predicted=1.9, cost_s=2.0, details={"aborted_at_fraction": 0.25, "curve": CURVE})
+    event = Aborted(3, "doomed", predicted=1.9, cost_s=2.0, details={"summary": {"aborted_at_fraction": 0.25}})
     assert from_json(to_json(event)) == event
     old = '{"v":1,"type":"Scored","exp":0,"value":1.5,"cost_s":0.0,"throughput":null}'  # before details
     assert from_json(old) == Scored(0, 1.5)
@@ -117,8 +117,8 @@ def test_a_doomed_candidate_is_aborted_early_on_the_core_loop_and_rewarded_from_
     candidate = state.edits[0]
     assert candidate.outcome == "aborted", candidate
     calibration = [e for e in state.experiments if e.kind == "calibration"]
-    assert candidate.details["aborted_at_fraction"] < 0.5 and candidate.cost_s < min(e.cost_s for e in calibration)
+    assert candidate.details["summary"]["aborted_at_fraction"] < 0.5 and candidate.cost_s < min(e.cost_s for e in calibration)
     assert candidate.value is not None and candidate.value > state.incumbent_value  # the predicted val_bpb
     assert candidate.verdict == "failed" and -5.0 <= candidate.reward < 0
     assert agents[0].seen == [candidate] and state.incumbent_exp != candidate.exp
-    assert all(e.details["curve"] and e.details["final_train_loss"] > 0 for e in calibration)
+    assert all(e.details["summary"]["curve"] and e.details["summary"]["final_train_loss"] > 0 for e in calibration)

@@ -164,11 +164,13 @@ def test_every_outcome_of_a_run_is_a_core_event() -> None:
     from autoresearch_rl.experiment import ExperimentRecord, Timings
 
     ok = ExperimentRecord(Status.OK, val_bpb=1.5, timings=Timings(total=21.0), summary={"tokens_per_second": 3700.0})
-    assert outcome_of(3, ok) == Scored(3, 1.5, cost_s=21.0, throughput=3700.0)
+    assert outcome_of(3, ok) == Scored(3, 1.5, cost_s=21.0, throughput=3700.0, details=ok.to_json())
     aborted = ExperimentRecord(Status.ABORTED, error="doomed", summary={"predicted_val_bpb": 1.9})
-    assert outcome_of(3, aborted) == Aborted(3, "doomed", predicted=1.9, cost_s=0.0)
+    assert outcome_of(3, aborted) == Aborted(3, "doomed", predicted=1.9, cost_s=0.0, details=aborted.to_json())
     nan = ExperimentRecord(Status.NAN, error="loss is nan")
-    assert outcome_of(3, nan) == Crashed(3, "NAN: loss is nan", cost_s=0.0)
+    assert outcome_of(3, nan) == Crashed(3, "NAN: loss is nan", cost_s=0.0, details=nan.to_json())
+    for record in (ok, aborted, nan):  # the run's whole record travels in the event: the ledger is its projection
+        assert ExperimentRecord.from_json(record.to_json()) == record
 
 
 def test_a_stop_file_stops_the_campaign_between_experiments_and_removing_it_resumes(tmp_path: Path) -> None:

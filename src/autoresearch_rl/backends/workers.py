@@ -4,8 +4,8 @@
 configuration is written as code (`render`: the base train.py with the configuration's constants
 and structural variants, `target/params.apply_params`), sent as a `JobSpec` to a backend (inline,
 local slots, Ray), and the worker's `ExperimentRecord` comes back as the core outcome: `Scored`
-(val_bpb, wall seconds, tokens/s for the drift monitor, the loss curve and abort checks for the
-pruner), `Aborted` (stopped early on its loss curve, by the pruner's rule the job carries) or
+(val_bpb, wall seconds, tokens/s for the drift monitor, and the run's whole record as details: its
+loss curve and abort checks for the pruner, logs and timings for the ledger), `Aborted` (stopped early on its loss curve, by the pruner's rule the job carries) or
 `Crashed` (any failure, in one line). A configuration that cannot be written (`EditError`) is
 sent as rejected: the worker records it without running. A lost worker (killed process, dead node)
 is the machine's fault, not the candidate's: the job is sent again, up to `max_losses` times.
@@ -36,14 +36,9 @@ def training_seed(seed: tuple[int, ...]) -> int:
     return derive_seed(*seed)
 
 
-# what a run's summary tells the pruner (core/pruner.py) and the account of early abort
-PRUNER_DETAILS = ("curve", "final_train_loss", "abort_checks", "abort_shadow", "would_abort_at_fraction",
-                  "aborted_at_fraction", "abort_reason")
-
-
 def outcome_of(exp: int, record: ExperimentRecord) -> Outcome:
     cost = record.timings.total
-    details = {key: record.summary[key] for key in PRUNER_DETAILS if key in record.summary}
+    details = record.to_json()  # the run's whole record: the pruner reads its curve, the ledger projects it
     if record.status.scored and record.val_bpb is not None:
         speed = record.summary.get("tokens_per_second")
         return Scored(exp, float(record.val_bpb), cost_s=cost, throughput=float(speed) if speed else None,
@@ -52,7 +47,8 @@ def outcome_of(exp: int, record: ExperimentRecord) -> Outcome:
         predicted = record.summary.get("predicted_val_bpb")
         return Aborted(exp, record.error or "stopped early", predicted=float(predicted) if predicted else None,
                        cost_s=cost, details=details)
-    return Crashed(exp, f"{record.status.value}: {record.error}" if record.error else record.status.value, cost_s=cost)
+    return Crashed(exp, f"{record.status.value}: {record.error}" if record.error else record.status.value, cost_s=cost,
+                   details=details)
 
 
 class BackendWorkers:

@@ -43,7 +43,7 @@ class Scored:
     value: float  # one measurement, lower is better
     cost_s: float = 0.0  # what the run cost (simulated or wall seconds)
     throughput: float | None = None  # how fast the machine trained it (tokens/s): the drift monitor's signal
-    details: dict[str, Any] = field(default_factory=dict)  # what the pruner learns from (loss curve, its checks)
+    details: dict[str, Any] = field(default_factory=dict)  # the run's record, when real: loss curve, checks, logs
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Crashed:
     exp: int
     reason: str
     cost_s: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)  # the run's record, when there is one
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Aborted:
     reason: str
     predicted: float | None = None  # the value the pruner predicted from the partial curve
     cost_s: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)  # where it was stopped and on what evidence
+    details: dict[str, Any] = field(default_factory=dict)  # the run's record: where it stopped, on what evidence
 
 
 @dataclass(frozen=True)

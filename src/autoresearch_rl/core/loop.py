@@ -160,9 +160,7 @@ class Loop:
 
     def _execute(self, exp: int) -> None:
         """Start the run; with one worker its outcome is recorded before this returns (the synchronous loop)."""
-        e = self.state.experiments[exp]
-        nth = sum(x.config == e.config for x in self.state.experiments[:exp])  # earlier runs of this configuration
-        seed = (self.state.seed, *e.config, nth)
+        e, seed = self.state.experiments[exp], self.state.measurement_seed(exp)
         prune = self.c.pruner.rule(self.state, exp, seed) if self.c.pruner is not None else None
         self.workers.submit(exp, e.config, seed, prune)
         if not self._free():

@@ -7,8 +7,8 @@ curve and value, the keep margin, the calibrated threshold and the measured pred
 run the pruner gives no rule to trains its full budget (a landscape has no curves).
 
 `CurvePruner` is `arl run`'s early-abort rule over the events: the evidence it reads from ledger rows
-there (`selfeval/accounting.abort_spec_for`) it reads here from the runs' `details` (curve, final
-train loss, the checks each run recorded, whether it was a shadow run), and both build the spec with
+there (`selfeval/accounting.abort_spec_for`) it reads here from the runs' records in the events
+(`details["summary"]`: curve, final train loss, the checks each run recorded, whether it was a shadow run), and both build the spec with
 `selfeval/accounting.abort_spec`, so the rule is one rule.
 """
 
@@ -18,13 +18,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from autoresearch_rl.core.state import CampaignState
+from autoresearch_rl.core.state import CampaignState, Experiment
 from autoresearch_rl.decision import KeepRule
 from autoresearch_rl.loop_config import derive_seed
 from autoresearch_rl.selfeval.abort import AbortConfig
 from autoresearch_rl.selfeval.accounting import abort_spec
 
 UNDECIDED = (None, "confirm", "deferred")
+
+
+def summary(e: Experiment) -> dict[str, Any]:
+    """What the run printed about its training (the runner's summary in the run's record; empty in memory)."""
+    return e.details.get("summary", {})
 
 
 class Pruner(Protocol):
@@ -42,16 +47,16 @@ class CurvePruner:
     def rule(self, state: CampaignState, exp: int, seed: tuple[int, ...]) -> Any | None:
         if not self.config.enabled or state.experiments[exp].kind != "edit" or state.incumbent_exp is None:
             return None  # calibration, confirmations and re-measurements are evidence: they always finish
-        incumbent = state.experiments[state.incumbent_exp].details
+        incumbent = summary(state.experiments[state.incumbent_exp])
         curve, final = incumbent.get("curve"), incumbent.get("final_train_loss")
         value = state.incumbent_value
         if not curve or not isinstance(final, (int, float)) or not math.isfinite(final) or value is None:
             return None
         runs = state.experiments
-        shadows = [("would_abort_at_fraction" in e.details, e.verdict == "kept") for e in runs
-                   if e.kind == "edit" and e.details.get("abort_shadow") and e.verdict not in UNDECIDED]
-        checks = [(e.details["abort_checks"], e.value) for e in runs
-                  if e.outcome == "scored" and e.value is not None and isinstance(e.details.get("abort_checks"), list)]
+        shadows = [("would_abort_at_fraction" in summary(e), e.verdict == "kept") for e in runs
+                   if e.kind == "edit" and summary(e).get("abort_shadow") and e.verdict not in UNDECIDED]
+        checks = [(summary(e)["abort_checks"], e.value) for e in runs
+                  if e.outcome == "scored" and e.value is not None and isinstance(summary(e).get("abort_checks"), list)]
         margin = 0.0 if self.keep.strict else self.keep.margin_sigmas * (state.sigma or 0.0)
         return abort_spec(self.config, curve=curve, final_loss=float(final), incumbent_value=value, margin=margin,
                           budget_s=self.budget_s, seed=derive_seed(*seed), shadow_outcomes=shadows,

@@ -35,7 +35,7 @@ class Experiment:
     verdict: str | None = None  # set by Decided: kept | discarded | confirm | deferred | failed | measured
     reward: float | None = None
     incumbent_value: float | None = None  # the incumbent's value when it was proposed (what it was compared with)
-    details: dict[str, Any] = field(default_factory=dict)  # the run's loss curve and abort checks (real runs)
+    details: dict[str, Any] = field(default_factory=dict)  # the run's record (real runs): curve, checks, logs
 
     @property
     def failed(self) -> bool:
@@ -81,7 +81,7 @@ class CampaignState:
                 state = replace(state, incumbent_values=self.incumbent_values + (event.value,))
             return state
         if isinstance(event, Crashed):
-            return self._update(event.exp, outcome="crashed", cost_s=event.cost_s)
+            return self._update(event.exp, outcome="crashed", cost_s=event.cost_s, details=event.details)
         if isinstance(event, Aborted):
             return self._update(event.exp, outcome="aborted", value=event.predicted, cost_s=event.cost_s,
                                 details=event.details)
@@ -202,6 +202,12 @@ class CampaignState:
         current = [e.value for e in self.experiments[start:]
                    if e.config == config and e.outcome == "scored" and e.value is not None]
         return current or list(self.measured.get(config, ()))
+
+    def measurement_seed(self, exp_id: int) -> tuple[int, ...]:
+        """The seed of run `exp_id`: campaign seed, configuration, how many earlier runs it had. Every agent on a
+        seed draws the same noise for the same measurement (paired comparisons), and a re-run after a kill its own."""
+        config = self.experiments[exp_id].config
+        return (self.seed, *config, sum(x.config == config for x in self.experiments[:exp_id]))
 
     def runs_of(self, exp_id: int) -> list[float]:
         """The measurements that judge a candidate: every measurement of its configuration so far (its own,
