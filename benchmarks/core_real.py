@@ -98,15 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         backend = LocalBackend(campaign.get_executor(), local_slots(args.workers, device=device))
         pruner = None if args.no_early_abort else CurvePruner(preset.time_budget_s)  # arl run's early abort
         loop = real_campaign(base, args.agent, args.seed, args.iters, backend, device=device, pruner=pruner,
-                             ledger=campaign)
-        project = loop.on_event
-        assert project is not None
-
-        def on_event(event, state) -> None:
-            project(event, state)
-            show(event, state)
-
-        loop.on_event = on_event
+                             ledger=campaign, listeners=(show,))
         try:
             state = loop.run()
         finally:

@@ -254,7 +254,9 @@ def campaign_summary(run_dir: Path, meta: dict[str, Any], ledger: Ledger) -> dic
         "env_hash": meta.get("env_hash"),
         "agent": meta.get("agent"),
         "experiments": len(rows),
-        "iterations": len(candidates),
+        # the core loop's budget counts every run after calibration (confirmations, re-measurements): as --max-iters
+        "iterations": (sum(r.role in ("candidate", "confirmation", "remeasure") and r.status is not Status.RUNNING
+                           for r in rows) if meta.get("loop") == "core" else len(candidates)),
         "counts": ledger.counts_by_status(),
         "kept": sum(r.status is Status.KEPT for r in candidates),
         "baseline_val_bpb": None if baseline_bpb is None else round(baseline_bpb, 6),

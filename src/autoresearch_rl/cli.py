@@ -158,30 +158,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not any(space.mask(base)):
             raise UserError("the base train.py has no tunable constant its code reads: declare module-level UPPER_CASE "
                             "constants such as `LR = 0.01  # search: log 0.001..0.1` (README: your own train.py)")
-        try:
-            proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
-        except ValueError as exc:  # e.g. a configuration-space agent on a file whose only edits are structural
-            raise UserError(f"--agent {args.agent}: {exc}") from exc
+        from autoresearch_rl.backends import make_backend
+        from autoresearch_rl.cli_core_run import run_core, runs_on_core_loop
+
+        core = runs_on_core_loop(campaign, args.agent)
+        if not core:
+            try:
+                proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
+            except ValueError as exc:  # e.g. a configuration-space agent on a file whose only edits are structural
+                raise UserError(f"--agent {args.agent}: {exc}") from exc
         resumed = bool(campaign.ledger.experiments())
         console.print(f"{'resuming' if resumed else 'starting'} campaign {campaign.run_dir} | preset {campaign.preset.name} "
                       f"| agent {args.agent} | budget {campaign.preset.time_budget_s:.0f} s per experiment | "
                       f"keep rule {'strict' if config.keep.strict else f'> {config.keep.margin_sigmas:g} sigma'}")
         console.print(f"stop it cleanly with Ctrl-C or `touch {campaign.run_dir / 'STOP'}`; re-run this command to resume")
-        from autoresearch_rl.backends import make_backend
-
         backend = make_backend(args.backend, campaign.executor, workers=args.workers, device=campaign.preset.device,
                                ray_address=args.ray_address, cpus_per_worker=args.cpus_per_worker,
                                gpus_per_worker=args.gpus_per_worker)
         if backend.slots > 1 or args.backend != "local":
             console.print(f"backend {args.backend} | {backend.slots} experiment(s) at once")
-        loop = ResearchLoop(campaign, proposer, config, base_source=base, backend=backend, device=space.device)
         display = LiveDisplay(console, campaign.run_dir, campaign.ledger, args.agent, campaign.preset.time_budget_s,
                               args.max_iters)
-        loop.events = display
-        with display:
-            decision = loop.run()
+        if core:
+            _, reason = run_core(campaign, args.agent, config, base, backend, space.device, display)
+        else:
+            loop = ResearchLoop(campaign, proposer, config, base_source=base, backend=backend, device=space.device)
+            loop.events = display
+            with display:
+                reason = loop.run().reason
         summary = campaign_summary(campaign.run_dir, campaign.ledger.meta(), campaign.ledger)
-    console.print(f"[bold]stopped[/bold] - {decision.reason}")
+    console.print(f"[bold]stopped[/bold] - {reason}")
     console.print(f"iterations {summary['iterations']} | kept {summary['kept']} | baseline {summary['baseline_val_bpb']} "
                   f"| best {summary['best_val_bpb']} | sigma {summary['noise_sigma']:.4f} | agent updates "
                   f"{summary['agent_updates']}")

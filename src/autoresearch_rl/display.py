@@ -90,7 +90,8 @@ class LiveDisplay:
                 self._live.update(self._render())
 
     def _training_line(self, exp_id: int) -> str:
-        log = self.run_dir / "experiments" / f"{exp_id:05d}" / "train.log"
+        workspace = self.ledger.get(exp_id).workspace  # where the run trains (the core loop names it itself)
+        log = Path(workspace or self.run_dir / "experiments" / f"{exp_id:05d}") / "train.log"
         if not log.is_file():
             return "validating / starting"
         progress = parse_log(log).progress

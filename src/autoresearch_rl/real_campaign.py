@@ -25,16 +25,20 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from autoresearch_rl.backends.base import Backend
+from autoresearch_rl.agent.search.audited import Audited
 from autoresearch_rl.backends.workers import BackendWorkers
 from autoresearch_rl.campaign import Campaign as RunnerCampaign
 from autoresearch_rl.core.loop import Campaign, Loop
-from autoresearch_rl.core.proposer import Proposer
+from autoresearch_rl.core.decider import Decider, NoiseAwareDecider
+from autoresearch_rl.core.events import CampaignStarted, Event
+from autoresearch_rl.core.proposer import Learner, Proposer
 from autoresearch_rl.core.pruner import Pruner
 from autoresearch_rl.core.space import Config, DiscreteSpace
+from autoresearch_rl.core.state import CampaignState
 from autoresearch_rl.core.stopper import Oracle
 from autoresearch_rl.core.store import MemoryStore, Store
 from autoresearch_rl.errors import UserError
@@ -56,7 +60,9 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
                   backend: Backend, *,
                   run_dir: Path | None = None, task: str = "train.py", device: str | None = None,
                   validate: bool = True, calibration_runs: int = 3, oracle: OracleConfig | None = None,
-                  pruner: Pruner | None = None, ledger: RunnerCampaign | None = None) -> Loop:
+                  pruner: Pruner | None = None, ledger: RunnerCampaign | None = None,
+                  decider: Decider | None = None, audit_fraction: float = 0.0,
+                  listeners: Sequence[Callable[[Event, CampaignState], None]] = ()) -> Loop:
     """The loop of one train.py campaign, ready to `run()` (a durable one resumes where it was left).
 
     It stops as `oracle` says (budgets, convergence; by default after `iters` iterations, the agent's
@@ -65,7 +71,10 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
     `agent` names a search agent (`agent/search`), or builds a proposer of your own for the file's space.
     `ledger`: the run directory opened as a `Campaign` (its ledger and git history): the events are then
     projected into its ledger (`ledger/projection.py`), so `arl status`, `report` and `verify` read the
-    campaign, and every run's train.py is committed; `run_dir` is its directory."""
+    campaign, and every run's train.py is committed; `run_dir` is its directory. `decider` is the keep
+    rule (default: 2 sigma, confirmed when close); `audit_fraction` of a learner's proposals are random
+    configurations (`agent/search/audited.py`), the report's test of the agent against chance.
+    `listeners` see each event after it is recorded (and projected): a display, a log."""
     from autoresearch_rl.agent.search import make_search_agent
 
     space, start = train_py_space(base_source, device)
@@ -99,16 +108,30 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
     budget = oracle or OracleConfig(max_iters=iters, improvement_probability=0.0)
     stopper = Oracle(TerminationOracle.from_config(budget, stop_file=stop_file))
     proposer = make_search_agent(agent, space, seed, horizon=iters) if isinstance(agent, str) else agent(space)
+    started = store.events()[0] if store.events() else None
+    if isinstance(started, CampaignStarted) and started.settings.get("agent", proposer.name) != proposer.name:
+        raise UserError(f"campaign {run_dir} was run by agent {started.settings['agent']!r}, not {proposer.name!r}; "
+                        "resume it with that agent or use another run directory")
     if hasattr(proposer, "fresh_only"):  # the candidate scorers, as `arl run --agent ppo` runs them:
         proposer.fresh_only = True  # each run costs a budget; the loop buys the evidence it needs itself
         runnable = Runnable(base_source, space, start)
         proposer.admissible = lambda config, measured: not runnable.refusal(config, measured)
+    if audit_fraction > 0 and isinstance(proposer, Learner):
+        proposer = Audited(proposer, space, seed, audit_fraction)
     campaign = Campaign(task=task, seed=seed, start=start, proposer=proposer,
                         executor=BackendWorkers(backend, render, workspaces, validate=validate),
                         stopper=stopper, store=store, calibration_runs=calibration_runs, pruner=pruner,
+                        decider=decider or NoiseAwareDecider(),
                         settings={"agent": proposer.name, "max_iters": iters, "base_sha256": base_sha(base_source),
-                                  "knobs": list(space.knobs), "early_abort": pruner is not None})
-    loop = Loop(campaign, on_event=keeper.on_event if keeper is not None else None)
+                                  "knobs": list(space.knobs), "early_abort": pruner is not None,
+                                  "audit_fraction": audit_fraction})
+    consumers = ([keeper.on_event] if keeper is not None else []) + list(listeners)
+
+    def on_event(event: Event, state: CampaignState) -> None:
+        for consume in consumers:
+            consume(event, state)
+
+    loop = Loop(campaign, on_event=on_event if consumers else None)
     if isinstance(keeper, GitKeeper):
         keeper.reconcile(loop.state)
     return loop

@@ -69,7 +69,8 @@ class LedgerProjection:
     def _project(self, event: Event, state: CampaignState) -> None:
         if isinstance(event, CampaignStarted):
             self.ledger.set_meta(agent=event.settings.get("agent", "?"), campaign_seed=event.seed, loop="core",
-                                 early_abort=bool(event.settings.get("early_abort")), audit_fraction=0.0)
+                                 early_abort=bool(event.settings.get("early_abort")),
+                                 audit_fraction=float(event.settings.get("audit_fraction", 0.0)))
         elif isinstance(event, Proposed):
             self._start(event, state)
         elif isinstance(event, (Scored, Crashed, Aborted)):
@@ -105,7 +106,8 @@ class LedgerProjection:
             parent_source = self.render(parent.config) if parent is not None else ""
             proposal = {"core_exp": exp, "operator": "config", "arg": "", "kind": event.kind, "info": event.info,
                         "params": self.space.values(event.config), "config": list(event.config),
-                        "iteration": state.iterations, "incumbent_val_bpb": state.experiments[exp].incumbent_value}
+                        "iteration": state.iterations, "incumbent_val_bpb": state.experiments[exp].incumbent_value,
+                        **({"audit": True} if event.info.get("audit") else {})}
             self.rows[exp] = self.ledger.start_experiment(
                 role=ROLES[event.kind], source_hash=source_hash(source), description=description,
                 diff=unified_diff(parent_source, source) if event.kind == "edit" and source else "",
