@@ -106,7 +106,8 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
                   else Path(tempfile.mkdtemp(prefix="arl-core-")))
     stop_file = Path(run_dir) / STOP_FILE if run_dir is not None else None
     budget = oracle or OracleConfig(max_iters=iters, improvement_probability=0.0)
-    stopper = Oracle(TerminationOracle.from_config(budget, stop_file=stop_file))
+    wall_hours = (lambda: keeper.elapsed_s() / 3600.0) if isinstance(keeper, LedgerProjection) else None
+    stopper = Oracle(TerminationOracle.from_config(budget, stop_file=stop_file), wall_hours=wall_hours)
     proposer = make_search_agent(agent, space, seed, horizon=iters) if isinstance(agent, str) else agent(space)
     started = store.events()[0] if store.events() else None
     if isinstance(started, CampaignStarted) and started.settings.get("agent", proposer.name) != proposer.name:

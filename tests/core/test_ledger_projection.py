@@ -69,7 +69,7 @@ def test_status_report_and_the_results_table_read_a_core_campaign(tmp_path: Path
     state = run(tmp_path / "run", smoke_cache, 12)
     assert cli.main(["status", "--run-dir", str(tmp_path / "run"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["iterations"] == len(state.edits) and summary["kept"] == len(state.improvements)
+    assert summary["iterations"] == state.iterations and summary["kept"] == len(state.improvements)
     assert summary["best_val_bpb"] == pytest.approx(state.incumbent_value)
     assert summary["stop_rule"] == "max_iters"
     assert cli.main(["report", "--run-dir", str(tmp_path / "run")]) == 0
@@ -134,3 +134,17 @@ def test_a_projection_ahead_of_its_log_is_refused(tmp_path: Path, smoke_cache: P
         projection = LedgerProjection(campaign, SPACE, lambda c: BASE)
         with pytest.raises(RuntimeError, match="shows"):
             projection.catch_up([])
+
+
+def test_max_hours_is_the_campaigns_wall_clock_over_its_sessions_not_its_summed_run_time(tmp_path: Path,
+                                                                                         smoke_cache: Path) -> None:
+    from autoresearch_rl.oracle.termination import OracleConfig
+
+    with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
+        campaign.ledger.set_meta(elapsed_s=2 * 3600.0)  # earlier sessions of this campaign ran two hours
+        loop = real_campaign(BASE, "evolution", 3, 10, InlineBackend(SyntheticLandscape(BASE, LandscapeConfig(seed=3))),
+                             ledger=campaign, validate=False, oracle=OracleConfig(max_iters=10, max_hours=1.0))
+        state = loop.run()
+        loop.c.store.close()  # type: ignore[attr-defined]
+    # the stand-in's runs "cost" 300 s each: summed, 2 calibration runs are far below an hour; the wall clock is not
+    assert state.stopped is not None and state.stopped.rule == "max_hours" and state.iterations == 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from autoresearch_rl.core.events import Stopped
@@ -37,13 +37,19 @@ def progress_of(state: CampaignState, entropy_ratio: float | None = None,
 
 @dataclass(frozen=True)
 class Oracle:
-    """The termination oracle of `arl run` (`oracle/`: stop file, budgets, convergence) on the campaign state;
-    its hours are the summed cost of the runs (wall seconds of real runs, simulated ones in memory)."""
+    """The termination oracle of `arl run` (`oracle/`: stop file, budgets, convergence) on the campaign state.
+    Device hours are the summed cost of the runs (wall seconds of real runs, simulated ones in memory);
+    elapsed hours are the same unless `wall_hours` tells the campaign's wall clock (a real campaign with N
+    workers spends N device-hours per hour)."""
 
     oracle: TerminationOracle
+    wall_hours: Callable[[], float] | None = None
 
     def check(self, state: CampaignState) -> Stopped | None:
-        decision = self.oracle.check(progress_of(state))
+        progress = progress_of(state)
+        if self.wall_hours is not None:
+            progress = replace(progress, elapsed_hours=self.wall_hours())
+        decision = self.oracle.check(progress)
         return Stopped(decision.rule, decision.reason) if decision else None
 
 

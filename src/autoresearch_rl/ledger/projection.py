@@ -88,7 +88,7 @@ class LedgerProjection:
         elif isinstance(event, PolicyUpdated):
             self.ledger.set_meta(agent_updates=event.version)
         elif isinstance(event, Stopped):
-            self.ledger.set_meta(stop_reason=event.reason, stop_rule=event.rule, elapsed_s=self._elapsed())
+            self.ledger.set_meta(stop_reason=event.reason, stop_rule=event.rule, elapsed_s=self.elapsed_s())
         elif isinstance(event, Resumed):
             self.ledger.set_meta(stop_reason=None, stop_rule=None)
 
@@ -155,7 +155,8 @@ class LedgerProjection:
             self.ledger.set_meta(seeds=sorted([*seeds, seed]))
         if state.calibrated:  # a repeated run sharpens sigma; a re-measurement moves the incumbent's mean
             sigma = state.sigma or 0.0
-            self.ledger.set_meta(incumbent=self._incumbent(state), noise_sigma=sigma, keep_margin=self._margin(sigma))
+            self.ledger.set_meta(incumbent=self._incumbent(state), noise_sigma=sigma, keep_margin=self._margin(sigma),
+                                 elapsed_s=self.elapsed_s())
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
 
     def _decide(self, event: Decided, state: CampaignState) -> None:
@@ -164,7 +165,7 @@ class LedgerProjection:
         if status is None or row.reward is not None:
             return  # a confirmation, deferral or re-measurement: no verdict yet (or projected before a kill)
         self.ledger.decide(self.rows[event.exp], status, event.reward, incumbent=self._incumbent(state),
-                           elapsed_s=self._elapsed())
+                           elapsed_s=self.elapsed_s())
         if status is Status.KEPT:
             self.history.keep(row.commit_sha)
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
@@ -179,5 +180,6 @@ class LedgerProjection:
     def _margin(self, sigma: float) -> float:
         return 0.0 if self.keep.strict else self.keep.margin_sigmas * sigma
 
-    def _elapsed(self) -> float:
+    def elapsed_s(self) -> float:
+        """Wall seconds of the campaign over all its sessions (the oracle's --max-hours)."""
         return self._elapsed_before + time.monotonic() - self._opened
