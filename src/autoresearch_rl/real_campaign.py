@@ -98,7 +98,8 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
             if store.events() and ledger.ledger.meta().get("loop") != "core":
                 raise UserError(f"campaign {run_dir} was run without a ledger; resume it without one "
                                 "(or start a new run directory)")
-            keeper = LedgerProjection(ledger, space, render)
+            rule = decider.rule if isinstance(decider, NoiseAwareDecider) else NoiseAwareDecider().rule
+            keeper = LedgerProjection(ledger, space, render, keep=rule)  # the margin the ledger shows
             keeper.catch_up(store.events())  # what a killed controller recorded but did not project
         else:
             keeper = GitKeeper(run_dir, space, render=render, file_name="train.py")

@@ -26,10 +26,10 @@ BASE = template_source()
 SPACE, _ = train_py_space(BASE)
 
 
-def run(run_dir: Path, cache: Path, iters: int, agent: str = "evolution") -> CampaignState:
+def run(run_dir: Path, cache: Path, iters: int, agent: str = "evolution", **kw) -> CampaignState:
     with Campaign.open(run_dir, "cpu-smoke", cache) as campaign:
         loop = real_campaign(BASE, agent, 3, iters, InlineBackend(SyntheticLandscape(BASE, LandscapeConfig(seed=3))),
-                             ledger=campaign, validate=False)
+                             ledger=campaign, validate=False, **kw)
         try:
             return loop.run()
         finally:
@@ -148,3 +148,12 @@ def test_max_hours_is_the_campaigns_wall_clock_over_its_sessions_not_its_summed_
         loop.c.store.close()  # type: ignore[attr-defined]
     # the stand-in's runs "cost" 300 s each: summed, 2 calibration runs are far below an hour; the wall clock is not
     assert state.stopped is not None and state.stopped.rule == "max_hours" and state.iterations == 0
+
+
+def test_the_ledger_shows_the_keep_margin_of_the_campaigns_own_rule(tmp_path: Path, smoke_cache: Path) -> None:
+    from autoresearch_rl.core.decider import NoiseAwareDecider
+    from autoresearch_rl.decision import KeepRule
+
+    state = run(tmp_path / "run", smoke_cache, 3, decider=NoiseAwareDecider(KeepRule(margin_sigmas=3.0)))
+    with Ledger.open(tmp_path / "run", create=False) as ledger:
+        assert ledger.meta()["keep_margin"] == pytest.approx(3.0 * state.sigma)
