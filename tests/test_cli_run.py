@@ -70,13 +70,14 @@ def test_run_three_iterations_then_status_and_report(run_cache: Path, tmp_path: 
         assert len(ledger.experiments()) == len(rows)
 
 
-def _wait_for_running_candidate(run_dir: Path, proc: subprocess.Popen, timeout: float = 300) -> int:
+def _wait_for_running_candidate(run_dir: Path, proc: subprocess.Popen, timeout: float = 300, after: int = 0) -> int:
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         if (run_dir / "ledger.sqlite").exists():
             with Ledger.open(run_dir, create=False) as ledger:
-                running = [r for r in ledger.experiments() if r.role == "candidate" and r.status is Status.RUNNING]
+                running = [r for r in ledger.experiments()
+                           if r.role == "candidate" and r.status is Status.RUNNING and r.id > after]
             workspace = Path(running[0].workspace or run_dir / "experiments" / f"{running[0].id:05d}") if running else None
             if workspace is not None and (workspace / "train.log").exists():
                 return running[0].id
@@ -123,34 +124,38 @@ def test_sigkill_mid_experiment_then_resume_accounts_for_everything(run_cache: P
     assert len(decided) == 2 and all(r.decided for r in decided)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
-def test_the_core_loop_resumes_after_a_kill_or_ctrl_c_mid_experiment(stop: signal.Signals, run_cache: Path,
-                                                                       tmp_path: Path) -> None:
-    """`arl run --agent evolution` runs on the core loop (events.sqlite, the ledger its projection): the run a
-    kill or Ctrl-C cut off is run again on resume, in the same ledger row, and nothing is counted twice."""
-    args = ["run", "--preset", "cpu-smoke", "--agent", "evolution", "--max-iters", "2", "--calibration-seeds", "2",
+@pytest.mark.long
+def test_the_core_loop_resumes_after_ctrl_c_and_after_a_kill_mid_experiment(run_cache: Path, tmp_path: Path) -> None:
+    """`arl run --agent evolution` runs on the core loop (events.sqlite, the ledger its projection): a run that
+    Ctrl-C, then a SIGKILL, cut off is run again on resume in its own ledger row, and nothing is counted twice."""
+    args = ["run", "--preset", "cpu-smoke", "--agent", "evolution", "--max-iters", "4", "--calibration-seeds", "2",
             "--run-dir", "camp"]
     env = {**os.environ, "ARL_HOME": str(run_cache)}
-    proc = subprocess.Popen([ARL, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        exp_id = _wait_for_running_candidate(tmp_path / "camp", proc)
-    finally:
-        proc.send_signal(stop)
-        _, err = proc.communicate(timeout=60)
+    cut: list[int] = []
+    for stop in (signal.SIGINT, signal.SIGKILL):
+        proc = subprocess.Popen([ARL, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            exp_id = _wait_for_running_candidate(tmp_path / "camp", proc, after=cut[-1] if cut else 0)
+        finally:
+            proc.send_signal(stop)
+            _, err = proc.communicate(timeout=60)
+        cut.append(exp_id)
+        if stop is signal.SIGINT:
+            assert proc.returncode == 130, err
+            with Ledger.open(tmp_path / "camp", create=False) as ledger:
+                assert ledger.get(exp_id).status is Status.INTERRUPTED
+                assert ledger.meta()["stop_rule"] == "user_interrupt"
     assert (tmp_path / "camp" / "events.sqlite").is_file()
-    if stop is signal.SIGINT:
-        assert proc.returncode == 130, err
-        with Ledger.open(tmp_path / "camp", create=False) as ledger:
-            assert ledger.get(exp_id).status is Status.INTERRUPTED
-            assert ledger.meta()["stop_rule"] == "user_interrupt"
     resumed = arl(*args, cache=run_cache, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr and "max_iters" in resumed.stderr
     with Ledger.open(tmp_path / "camp", create=False) as ledger:
         rows, meta = ledger.experiments(), ledger.meta()
     assert [r.proposal["core_exp"] for r in rows] == list(range(len(rows)))  # each experiment once
-    assert ledger_row_finished(rows, exp_id) and not [r for r in rows if r.status in (Status.RUNNING, Status.INTERRUPTED)]
-    assert sum(r.role != "calibration" for r in rows) == 2 and meta["stop_rule"] == "max_iters"
+    assert all(ledger_row_finished(rows, exp_id) for exp_id in cut)
+    assert not [r for r in rows if r.status in (Status.RUNNING, Status.INTERRUPTED)]
+    assert sum(r.role != "calibration" for r in rows) == 4 and meta["stop_rule"] == "max_iters"
     again = arl(*args, cache=run_cache, cwd=tmp_path)  # already done: stops at once, runs nothing
     assert again.returncode == 0
     with Ledger.open(tmp_path / "camp", create=False) as ledger:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign as RunnerCampaign
 from autoresearch_rl.core.events import (Aborted, Calibrated, CampaignStarted, Decided, Proposed, Scored, from_json,
@@ -100,6 +102,7 @@ class LearningRatesUp:
         self.seen.append(experiment)
 
 
+@pytest.mark.long
 def test_a_doomed_candidate_is_aborted_early_on_the_core_loop_and_rewarded_from_its_prediction(
         tmp_path: Path, smoke_cache: Path) -> None:
     with RunnerCampaign.open(tmp_path / "env", "cpu-smoke", smoke_cache) as env:
