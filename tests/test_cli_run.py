@@ -51,7 +51,8 @@ def test_run_three_iterations_then_status_and_report(run_cache: Path, tmp_path: 
     for key in ("iterations", "counts", "baseline_val_bpb", "best_val_bpb", "noise_sigma", "agent_updates", "stop_reason"):
         assert key in summary
     assert summary["iterations"] == 3
-    assert summary["best_val_bpb"] <= summary["baseline_val_bpb"]
+    # nothing kept: the best is the base train.py, its value the mean of all its runs (re-measurements too)
+    assert summary["best_val_bpb"] <= summary["baseline_val_bpb"] or summary["kept"] == 0
     assert summary["stop_reason"].startswith("max_iters")
 
     report = arl("report", "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
@@ -59,7 +60,8 @@ def test_run_three_iterations_then_status_and_report(run_cache: Path, tmp_path: 
     png = tmp_path / "camp" / "progress.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     tsv = (tmp_path / "camp" / "results.tsv").read_text().splitlines()
-    assert tsv[0] == "commit\tval_bpb\tmemory_gb\tstatus\tdescription" and len(tsv) == 1 + len(rows)
+    assert tsv[0] == "commit\tval_bpb\tmemory_gb\tstatus\tdescription"
+    assert len(tsv) == 1 + sum(r.decided for r in rows)  # a candidate still owed its evidence waits for its verdict
     assert (tmp_path / "camp" / "best.diff").read_text().startswith("# baseline")
     assert "held-out test_bpb" in report.stdout  # val vs test of the baseline and the best model
 

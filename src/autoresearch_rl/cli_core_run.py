@@ -23,6 +23,7 @@ from autoresearch_rl.core.state import CampaignState
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.ledger.event_store import EVENTS_NAME
+from autoresearch_rl.ledger.projection import log_rows
 from autoresearch_rl.loop_config import LoopConfig
 from autoresearch_rl.real_campaign import real_campaign
 
@@ -48,8 +49,7 @@ class DisplayEvents:
 
     def _row(self, exp: int) -> ExperimentRow:
         if exp not in self._rows:
-            self._rows.update({int(r.proposal["core_exp"]): r.id for r in self.ledger.experiments()
-                               if "core_exp" in r.proposal})
+            self._rows = log_rows(self.ledger)
         return self.ledger.get(self._rows[exp])
 
     def on_event(self, event: Event, state: CampaignState) -> None:

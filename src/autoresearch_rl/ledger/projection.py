@@ -26,12 +26,18 @@ from autoresearch_rl.core.state import CampaignState
 from autoresearch_rl.decision import KeepRule
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.ledger.export import write_results_tsv
+from autoresearch_rl.ledger.store import Ledger
 from autoresearch_rl.loop_config import Incumbent
 from autoresearch_rl.target.edits import EditError, unified_diff
 
 ROLES = {"calibration": "calibration", "edit": "candidate", "confirm": "confirmation", "remeasure": "remeasure"}
 VERDICTS = {"kept": Status.KEPT, "discarded": Status.DISCARDED}  # "failed": the run's own status, as `arl run`
 PROJECTED = "projected_events"  # campaign meta: how many events of the log the ledger shows
+
+
+def log_rows(ledger: Ledger) -> dict[int, int]:
+    """Experiment of the log -> its ledger row (rows of `arl verify` and others have none)."""
+    return {int(r.proposal["core_exp"]): r.id for r in ledger.experiments() if "core_exp" in r.proposal}
 
 
 class LedgerProjection:
@@ -45,7 +51,7 @@ class LedgerProjection:
         self.keep = keep
         meta = self.ledger.meta()
         self.projected = int(meta.get(PROJECTED, 0))
-        self.rows = {int(r.proposal["core_exp"]): r.id for r in self.ledger.experiments() if "core_exp" in r.proposal}
+        self.rows = log_rows(self.ledger)
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
         self._opened = time.monotonic()
 
