@@ -185,6 +185,7 @@ def test_run_with_bad_arguments_is_one_line_exit_2(run_cache: Path, tmp_path: Pa
     assert missing.returncode == 2 and "no campaign" in missing.stderr
 
 
+@pytest.mark.long
 def test_two_workers_run_experiments_concurrently_and_resume_on_one(run_cache: Path, tmp_path: Path) -> None:
     run = arl("run", "--preset", "cpu-smoke", "--agent", "random", "--max-iters", "3", "--calibration-seeds", "2",
               "--workers", "2", "--run-dir", "camp", cache=run_cache, cwd=tmp_path)
