@@ -2,7 +2,8 @@
 
 Three measurements, all of the real code:
 
-1. A short campaign of the real loop (`ResearchLoop`, PPO agent, real runner, smoke checks on) on a CPU
+1. A short campaign of the real loop (the core `Loop` as `arl run --agent ppo` runs it: event log, ledger
+   projection, git; real runner, smoke checks on) on a CPU
    preset. The controller's methods, the proposer, the executor, the runner's processes and its guard
    are wrapped with timers from outside (nothing in the package is changed); nested timers subtract, so
    every second lands in exactly one column:
@@ -15,10 +16,11 @@ Three measurements, all of the real code:
      eval start  evaluator process: launch, imports and exit (its wall time minus its own clock)
      eval score  evaluator's own clock: integrity hashes, torch.export.load, causality check, scoring
      runner      the rest of `run_experiment`: compile check, workspace, log parsing
-     controller  everything else of an iteration: state, propose, ledger, git, decide, learn, checkpoint
-2. The controller alone on the synthetic landscape (executor cost ~0), for many iterations: the cost of
-   `loop.state()`, `proposer.propose` (PPO's update runs inside it, every 8 experiments), ledger and git
-   writes, results.tsv, `observe`, the agent checkpoint, and whether it grows with the history.
+     controller  everything else of an iteration: propose, events, ledger, git, render, decide, learn
+2. The controller alone on the synthetic landscape (its executor parses each train.py, tens of ms; the
+   "runner" column, not counted), for many iterations: the cost of `proposer.propose`, the policy update
+   (its own step, every 32 decisions), the event log, ledger and git writes, results.tsv, rendering each
+   train.py, `observe`, and whether it grows with the history.
 3. The harness's processes one at a time, fresh, repeated: the evaluator's phases (import, manifest,
    torch.export.load, causality check, scoring) and its start-up + exit, the smoke check, and a cpu-smoke
    training run's start-up and exit. Run it with PYTHONPATH pointing at another source tree to compare
@@ -58,22 +60,20 @@ if importlib.util.find_spec("autoresearch_rl") is None:  # run from a source tre
 
 import torch  # noqa: E402
 
-import autoresearch_rl.campaign as campaign_module  # noqa: E402
-import autoresearch_rl.ledger as ledger_module  # noqa: E402
+import autoresearch_rl.ledger.projection as projection_module  # noqa: E402
 import autoresearch_rl.runner.runner as runner_module  # noqa: E402
 import autoresearch_rl.target.smoke as smoke_module  # noqa: E402
-from autoresearch_rl.agent.factory import make_proposer  # noqa: E402
-from autoresearch_rl.campaign import Campaign  # noqa: E402
-from autoresearch_rl.decision import NoiseConfig  # noqa: E402
+from autoresearch_rl.backends.local import InlineBackend  # noqa: E402
+from autoresearch_rl.campaign import Campaign, RunnerExecutor  # noqa: E402
+from autoresearch_rl.core.loop import Loop  # noqa: E402
 from autoresearch_rl.env.data import default_cache_dir, prepare_dataset  # noqa: E402
 from autoresearch_rl.env.presets import get_preset  # noqa: E402
 from autoresearch_rl.experiment import ExperimentRecord  # noqa: E402
-from autoresearch_rl.loop import LoopConfig, ResearchLoop  # noqa: E402
 from autoresearch_rl.oracle import OracleConfig  # noqa: E402
+from autoresearch_rl.real_campaign import real_campaign  # noqa: E402
 from autoresearch_rl.runner.guard import FrozenSnapshot  # noqa: E402
 from autoresearch_rl.synthetic import SyntheticLandscape  # noqa: E402
 from autoresearch_rl.target import template_source  # noqa: E402
-from autoresearch_rl.target.space import ActionSpace  # noqa: E402
 
 COLUMNS = ("smoke", "start-up", "training", "save", "exit", "guard", "eval start", "eval score", "runner", "controller")
 EVALUATION = ("eval start", "eval score")
@@ -122,31 +122,41 @@ class Profiler:
         return out
 
 
-def instrument(loop: ResearchLoop, campaign: Campaign, profiler: Profiler, *, real: bool) -> dict[str, Any]:
-    """Wrap the loop, proposer, ledger, git and executor (and, for real runs, the runner) with timers.
+def instrument(loop: Loop, campaign: Campaign, profiler: Profiler, *, real: bool) -> dict[str, Any]:
+    """Wrap the loop's steps, proposer, event log, ledger, git and executor (and, for real runs, the runner).
 
-    Returns the event log the wrappers fill: per-iteration exclusive times, and per experiment the walls
+    Returns the event log the wrappers fill: per-decision exclusive times, and per experiment the walls
     of its processes, its guard time and the smoke check that preceded it.
     """
     p = profiler
     ev: dict[str, Any] = {"iterations": [], "experiments": [], "smoke": [], "processes": [], "guard": [],
                           "pending_smoke": None, "calibration": {}}
-    for name, label in (("state", "state"), ("progress", "progress (oracle)"), ("_save_checkpoint", "agent checkpoint"),
-                        ("_candidate_job", "apply edit")):
-        p.wrap(loop, name, label)
-    # calibration's bookkeeping is not an iteration's: set it aside when it ends
-    p.wrap(loop, "_after_calibration_run", "calibration", after=lambda _r, _s: ev.__setitem__("calibration", p.take()))
-    p.wrap(loop, "_on_result", "loop other", after=lambda _r, _s: ev["iterations"].append(p.take()))
-    p.wrap(loop.proposer, "propose", "propose")
-    p.wrap(loop.proposer, "observe", "observe (learn)")
+    # the loop's own steps: what no narrower timer claims lands in "loop other" (state folds, bookkeeping)
+    for name in ("_run", "_collect"):
+        p.wrap(loop, name, "loop other")
+    calibrated = {"done": False}
+
+    def calibration_step(_result: Any, _seconds: float) -> None:
+        if loop.state.calibrated and not calibrated["done"]:  # calibration's bookkeeping is not an iteration's
+            calibrated["done"] = True
+            ev["calibration"] = p.take()
+
+    def decided(_result: Any, _seconds: float) -> None:
+        ev["iterations"].append(p.take())
+
+    p.wrap(loop, "_calibrate_step", "loop other", after=calibration_step)
+    p.wrap(loop, "_decide", "loop other", after=decided)
+    p.wrap(loop, "_update", "policy update")
+    p.wrap(loop.c.proposer, "propose", "propose")
+    p.wrap(loop.c.proposer, "observe", "observe (learn)")
+    p.wrap(loop.c.store, "append", "event log")
+    p.wrap(loop.workers, "render", "render train.py")
     for name in ("start_experiment", "set_commit", "finish_experiment", "decide", "set_meta", "meta", "experiments",
                  "get", "mark_interrupted"):
         p.wrap(campaign.ledger, name, "ledger")
     for name in ("record", "keep", "incumbent", "experiment_commit", "source_at"):
         p.wrap(campaign.history, name, "git")
-    p.wrap(campaign, "drop_checkpoint_unless_incumbent", "checkpoint cleanup")
-    for module in (ledger_module, campaign_module):
-        p.wrap(module, "write_results_tsv", "results.tsv")
+    p.wrap(projection_module, "write_results_tsv", "results.tsv")
 
     def validated(_result: Any, seconds: float) -> None:
         ev["smoke"].append(seconds)
@@ -170,10 +180,17 @@ def instrument(loop: ResearchLoop, campaign: Campaign, profiler: Profiler, *, re
     executor.execute = marked
     if real:
         p.wrap(runner_module, "run_candidate", "process", after=lambda _o, s: ev["processes"].append(s))
-        p.wrap(smoke_module, "run_with_deadline", "smoke")
+        p.wrap(smoke_module, "run_candidate", "smoke")  # the smoke check's own process, not a training run
         p.wrap(FrozenSnapshot, "take", "guard", after=lambda _r, s: ev["guard"].append(s))
         p.wrap(FrozenSnapshot, "changes", "guard", after=lambda _r, s: ev["guard"].append(s))
     return ev
+
+
+def _campaign_loop(campaign: Campaign, base: str, iters: int, seed: int, validate: bool, calibration_runs: int) -> Loop:
+    """The loop `arl run --agent ppo` runs, on this campaign's executor and ledger."""
+    return real_campaign(base, "ppo", seed, iters, InlineBackend(campaign.get_executor()), ledger=campaign,
+                         validate=validate, calibration_runs=calibration_runs,
+                         oracle=OracleConfig(max_iters=iters, improvement_probability=0.0))
 
 
 def experiment_split(e: dict) -> dict[str, float]:
@@ -196,18 +213,18 @@ def run_real(preset_name: str, iters: int, cache: Path, seed: int) -> dict:
     base = template_source()
     with tempfile.TemporaryDirectory(prefix="arl-overhead-") as tmp, \
             Campaign.open(Path(tmp) / "run", preset_name, cache) as campaign:
-        proposer = make_proposer("ppo_edits", base, ActionSpace.for_source(base), seed=seed)
-        config = LoopConfig(seed=seed, noise=NoiseConfig(calibration_seeds=2), oracle=OracleConfig(max_iters=iters))
-        loop = ResearchLoop(campaign, proposer, config, base_source=base)
+        campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path, smoke=True)
+        loop = _campaign_loop(campaign, base, iters, seed, validate=True, calibration_runs=2)
         profiler = Profiler()
         ev = instrument(loop, campaign, profiler, real=True)
         started = time.perf_counter()
         loop.run()
         wall = time.perf_counter() - started
-        rows = {r.id: r for r in campaign.ledger.experiments()}
+        rows = {int(r.proposal["core_exp"]): r for r in campaign.ledger.experiments() if "core_exp" in r.proposal}
+        loop.c.store.close()  # type: ignore[attr-defined]
     experiments = []
     for e in ev["experiments"]:
-        exp_id = int(Path(e["record"].workspace).name)
+        exp_id = int(Path(e["record"].workspace).name)  # the workspace is named by the experiment of the log
         row = rows[exp_id]
         experiments.append(dict(exp_id=exp_id, role=row.role, status=row.status.value, val_bpb=e["record"].val_bpb,
                                 description=row.description, record_total=e["record"].timings.total, **experiment_split(e)))
@@ -223,15 +240,13 @@ def run_synthetic(iters: int, cache: Path, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="arl-overhead-syn-") as tmp, \
             Campaign.open(Path(tmp) / "run", "cpu-smoke", cache) as campaign:
         campaign.executor = SyntheticLandscape(base)
-        proposer = make_proposer("ppo_edits", base, ActionSpace.for_source(base), seed=seed)
-        config = LoopConfig(seed=seed, oracle=OracleConfig(max_iters=iters, improvement_probability=0.0),
-                            smoke_check=False)
-        loop = ResearchLoop(campaign, proposer, config, base_source=base)
+        loop = _campaign_loop(campaign, base, iters, seed, validate=False, calibration_runs=3)
         profiler = Profiler()
         events = instrument(loop, campaign, profiler, real=False)
         started = time.perf_counter()
         loop.run()
         wall = time.perf_counter() - started
+        loop.c.store.close()  # type: ignore[attr-defined]
     return dict(iterations=len(events["iterations"]), wall_s=wall, controller_iterations=events["iterations"],
                 calls=dict(profiler.calls))
 

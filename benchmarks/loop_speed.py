@@ -1,11 +1,12 @@
-"""Decisions per second of a simulated campaign: the `arl run` loop (SQLite ledger + git + checkpoints) against the
-controller core in memory and on its durable event store, on one core.
+"""Decisions per second of a simulated campaign: the controller core in memory, on its durable event store, and
+as `arl run` runs it (with the ledger projection), on one core.
 
     python benchmarks/loop_speed.py --iters 200 --out benchmarks/results/loop_speed.json
 
-Rows: `arl-run loop` is `loop.ResearchLoop` on the train.py synthetic landscape (`synthetic.py`, the path every
-simulated campaign took before the core existed); `core, memory` and `core, durable` are `core.loop.Loop` on the
-config-space synthetic landscape (`landscapes/synthetic.py`), in memory and on `ledger/event_store.py` + git.
+Rows: `arl-run` is `real_campaign.py` with a run directory's ledger on the train.py synthetic landscape
+(`synthetic.py`): the events, the ledger rows projected from them, a train.py rendered and committed to git
+per run; `core, memory` and `core, durable` are `core.loop.Loop` on the config-space synthetic landscape
+(`landscapes/synthetic.py`), in memory and on `ledger/event_store.py` + git.
 Prints a table, writes the JSON and a PNG (decisions per second, log scale).
 """
 
@@ -22,28 +23,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def old_loop(agent: str, iters: int, root: Path) -> float:
-    from autoresearch_rl.agent.factory import make_proposer
+def arl_run_loop(agent: str, iters: int, root: Path) -> float:
+    """The loop `arl run` runs (the core `Loop` on its event log, the ledger and git projected from it) on the
+    train.py synthetic landscape: every decision also renders a train.py, commits it and writes ledger rows."""
+    from autoresearch_rl.backends.local import InlineBackend
     from autoresearch_rl.campaign import Campaign
-    from autoresearch_rl.decision import KeepRule
     from autoresearch_rl.env.data import default_cache_dir, prepare_dataset
     from autoresearch_rl.env.presets import get_preset
-    from autoresearch_rl.loop import LoopConfig, ResearchLoop
     from autoresearch_rl.oracle import OracleConfig
+    from autoresearch_rl.real_campaign import real_campaign
     from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
     from autoresearch_rl.target import template_source
-    from autoresearch_rl.target.space import ActionSpace
 
     cache = default_cache_dir()
     prepare_dataset(get_preset("cpu-smoke"), cache)
     base = template_source()
     started = time.perf_counter()
-    with Campaign.open(root / f"old-{agent}", "cpu-smoke", cache) as campaign:
+    with Campaign.open(root / f"arl-run-{agent}", "cpu-smoke", cache) as campaign:
         campaign.executor = SyntheticLandscape(base, LandscapeConfig(seed=0))
-        proposer = make_proposer(agent, base, ActionSpace.for_source(base), seed=0)
-        config = LoopConfig(seed=0, keep=KeepRule(), smoke_check=False,
-                            oracle=OracleConfig(max_iters=iters, improvement_probability=0.0))
-        ResearchLoop(campaign, proposer, config, base_source=base).run()
+        loop = real_campaign(base, agent, 0, iters, InlineBackend(campaign.executor), ledger=campaign, validate=False,
+                             oracle=OracleConfig(max_iters=iters, improvement_probability=0.0))
+        loop.run()
+        loop.c.store.close()  # type: ignore[attr-defined]
     return time.perf_counter() - started
 
 
@@ -81,7 +82,8 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=200)
-    parser.add_argument("--old-iters", type=int, default=None, help="iterations of the arl-run loop (default: --iters)")
+    parser.add_argument("--arl-run-iters", type=int, default=None,
+                        help="iterations of the arl-run rows (default: --iters)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     import torch
@@ -89,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     core_loop("ppo_prior", 10, None)  # imports and first-call costs out of the timings
     root = Path(tempfile.mkdtemp(prefix="arl-speed-"))
-    old_iters = args.old_iters or args.iters
+    arl_run_iters = args.arl_run_iters or args.iters
     rows = []
-    for agent, label in (("greedy", "greedy"), ("ppo_edits", "PPO")):  # the per-action learner, as recorded
-        seconds = old_loop(agent, old_iters, root)
-        rows.append({"loop": "arl-run loop (ledger + git)", "agent": label, "iters": old_iters, "seconds": seconds})
-        core_agent = "greedy" if agent == "greedy" else "ppo_prior"
+    for agent, label in (("greedy", "greedy"), ("ppo_prior", "PPO")):  # PPO learning online from its prior
+        seconds = arl_run_loop(agent, arl_run_iters, root)
+        rows.append({"loop": "arl-run (events + ledger + git)", "agent": label, "iters": arl_run_iters,
+                     "seconds": seconds})
         for where, run_dir in (("core, memory", None), ("core, durable (SQLite + git)", root / f"core-{agent}")):
-            seconds = core_loop(core_agent, args.iters, run_dir)
+            seconds = core_loop(agent, args.iters, run_dir)
             rows.append({"loop": where, "agent": label, "iters": args.iters, "seconds": seconds})
     for r in rows:
         r["decisions_per_s"] = r["iters"] / r["seconds"]

@@ -1,8 +1,9 @@
-"""Search efficiency on a train.py: campaigns of the `arl run` loop, for the real cpu-tiny proxy.
+"""Search efficiency on a train.py: durable campaigns of the `arl run` loop, for the real cpu-tiny proxy.
 
-The simulated benchmark on public tables runs through the controller core (`search_efficiency.py`);
-this script keeps the train.py path: every agent runs full campaigns of the `arl run` loop (ledger,
-git history, keep rule, checkpoints); only the executor differs:
+The simulated benchmark on public tables runs campaigns in memory (`search_efficiency.py`); this
+script runs the train.py path: every agent runs full campaigns as `arl run` does (the core loop on
+its event log, the ledger and git history projected from it, the keep rule); only the executor
+differs:
 
 - `synthetic`: `autoresearch_rl.synthetic.SyntheticLandscape`, a seeded function of the edit state with
   a known optimum (landscape seed = run seed, so agents are compared over many landscapes). The score
@@ -45,17 +46,17 @@ def run_campaign(job: dict) -> dict:
     torch.set_num_threads(1)
     if job["landscape"] != "synthetic":  # the training processes share the cores fairly between parallel campaigns
         os.environ["ARL_THREADS"] = str(job["threads"])
-    from autoresearch_rl.agent.factory import make_proposer
+    from autoresearch_rl.backends.local import InlineBackend
     from autoresearch_rl.campaign import Campaign, RunnerExecutor
     from autoresearch_rl.cli_source import candidate_device
+    from autoresearch_rl.core.pruner import CurvePruner
     from autoresearch_rl.decision import KeepRule
-    from autoresearch_rl.loop import LoopConfig, ResearchLoop
     from autoresearch_rl.oracle import OracleConfig
+    from autoresearch_rl.real_campaign import real_campaign
     from autoresearch_rl.runner import RunnerConfig
     from autoresearch_rl.selfeval.abort import AbortConfig
     from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
     from autoresearch_rl.target import template_source
-    from autoresearch_rl.target.space import ActionSpace
 
     base = template_source()
     run_dir = Path(job["root"]) / f"{job['agent']}-{job['seed']}"
@@ -69,19 +70,19 @@ def run_campaign(job: dict) -> dict:
         else:  # every run of the campaign on the campaign's data order, like `arl run`
             campaign.executor = RunnerExecutor(campaign.preset, campaign.cache_dir, campaign.manifest_path,
                                                config=RunnerConfig(data_seed=job["seed"]))
-        space = ActionSpace.for_source(base, device=candidate_device(campaign.preset.device))
-        if job["agent"] == "ppo-frozen":  # ablation: PPO's policy at its initial prior, never updated
-            from autoresearch_rl.agent.ppo import PPOConfig
-            from autoresearch_rl.agent.ppo_agent import PPOProposer
-
-            proposer = PPOProposer(base, space, PPOConfig(learning_rate=1e-12), seed=job["seed"])
-        else:
-            proposer = make_proposer(job["agent"], base, space, seed=job["seed"])
         # the same budget for every agent: the convergence rule is off (improvement_probability=0)
         oracle = OracleConfig(max_iters=job["iters"], improvement_probability=0.0)
-        config = LoopConfig(seed=job["seed"], keep=KeepRule(), oracle=oracle, smoke_check=synthetic is None,
-                            abort=AbortConfig() if job.get("early_abort") else None)
-        ResearchLoop(campaign, proposer, config, base_source=base).run()
+        pruner = CurvePruner(campaign.preset.time_budget_s, AbortConfig(), KeepRule()) if job.get("early_abort") else None
+        backend = InlineBackend(campaign.executor)
+        loop = real_campaign(base, job["agent"], job["seed"], job["iters"], backend, ledger=campaign,
+                             device=candidate_device(campaign.preset.device), validate=synthetic is None,
+                             oracle=oracle, pruner=pruner)
+        campaign.recover()  # a killed benchmark resumes its campaigns
+        try:
+            loop.run()
+        finally:
+            backend.shutdown()
+            loop.c.store.close()  # type: ignore[attr-defined]
     return curve_of(job, run_dir, synthetic, time.perf_counter() - started)
 
 
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--landscape", choices=("synthetic", "cpu-tiny"), default="synthetic")
     parser.add_argument("--agents", default="ppo,random,greedy,tpe",
-                        help="comma-separated; also ppo-frozen (ablation: the PPO policy at its prior, never updated)")
+                        help="comma-separated names of `arl run --agent` (e.g. ppo_meta_frozen: the shipped policy, "
+                             "never updated)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2, help="campaigns in parallel (processes)")

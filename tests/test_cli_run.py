@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autoresearch_rl.campaign import Campaign
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import Ledger
 
@@ -122,13 +123,25 @@ def test_sigkill_mid_experiment_then_resume_accounts_for_everything(run_cache: P
     assert resumed.returncode == 0, resumed.stderr
     with Ledger.open(tmp_path / "camp", create=False) as ledger:
         rows = ledger.experiments()
-    interrupted = [r for r in rows if r.status is Status.INTERRUPTED]
-    assert [r.id for r in interrupted] == [exp_id]
-    retry = [r for r in rows if r.retry_of == exp_id]
-    assert len(retry) == 1 and retry[0].description == interrupted[0].description
-    assert retry[0].seed == interrupted[0].seed
-    decided = [r for r in rows if r.role == "candidate" and r.status is not Status.INTERRUPTED]
-    assert len(decided) == 2 and all(r.decided for r in decided)
+    assert [r.proposal["core_exp"] for r in rows] == list(range(len(rows)))  # each experiment of the log once
+    assert ledger_row_finished(rows, exp_id)  # the killed run ran again, in its own row, with its seed
+    assert not [r for r in rows if r.status in (Status.RUNNING, Status.INTERRUPTED)]
+    assert sum(r.role != "calibration" for r in rows) == 2
+    assert all(r.decided for r in rows if r.role == "candidate")
+
+
+def test_a_campaign_of_the_per_edit_loop_and_a_retired_agent_are_one_line_errors(run_cache: Path,
+                                                                                tmp_path: Path) -> None:
+    with Campaign.open(tmp_path / "old", "cpu-smoke", run_cache) as campaign:  # what 0.1's loop left: rows, no events
+        campaign.ledger.set_meta(package_version="0.1.0")
+        campaign.ledger.start_experiment(role="candidate", source_hash="0" * 64, description="scale:LR x2", seed=1)
+    old = arl("run", "--preset", "cpu-smoke", "--run-dir", "old", cache=run_cache, cwd=tmp_path)
+    assert old.returncode == 2 and old.stderr.count("\n") == 1 and "autoresearch-rl 0.1.0" in old.stderr
+    assert arl("status", "--run-dir", "old", cache=run_cache, cwd=tmp_path).returncode == 0  # still readable
+    retired = arl("run", "--preset", "cpu-smoke", "--agent", "ppo_edits", "--run-dir", "new", cache=run_cache,
+                  cwd=tmp_path)
+    assert retired.returncode == 2 and retired.stderr.count("\n") == 1 and "retired" in retired.stderr
+    assert not (tmp_path / "new").exists()  # refused before anything was written
 
 
 @pytest.mark.long
@@ -199,11 +212,11 @@ def test_two_workers_run_experiments_concurrently_and_resume_on_one(run_cache: P
     assert run.returncode == 0, run.stderr
     with Ledger.open(tmp_path / "camp", create=False) as ledger:
         rows = ledger.experiments()
-    candidates = [r for r in rows if r.role == "candidate"]
-    assert len(candidates) == 3 and all(r.reward is not None for r in candidates)
-    assert sorted(r.proposal["iteration"] for r in candidates) == [0, 1, 2]
-    assert {r.summary["worker"] for r in rows} == {"local:0", "local:1"}
-    assert all("shared by 2 slots" in r.summary["device"] for r in rows)
+    assert sum(r.role != "calibration" for r in rows) == 3  # the budget: every run after calibration
+    assert all(r.reward is not None or r.status is Status.OK for r in rows if r.role == "candidate")
+    trained = [r for r in rows if "worker" in r.summary]  # a configuration that cannot be written never trains
+    assert {r.summary["worker"] for r in trained} == {"local:0", "local:1"}
+    assert all("shared by 2 slots" in r.summary["device"] for r in trained)
     overlapping = [(a.id, b.id) for a in rows for b in rows
                    if a.id < b.id and a.created_at < b.finished_at and b.created_at < a.finished_at]
     assert overlapping, "two experiments ran at the same time"
@@ -217,8 +230,9 @@ def test_two_workers_run_experiments_concurrently_and_resume_on_one(run_cache: P
     assert resumed.returncode == 0, resumed.stderr
     assert arl("report", "--run-dir", "camp", cache=run_cache, cwd=tmp_path).returncode == 0
     with Ledger.open(tmp_path / "camp", create=False) as ledger:
-        candidates = [r for r in ledger.experiments() if r.role == "candidate"]
-    assert len(candidates) == 4 and all(r.reward is not None for r in candidates)
+        later = ledger.experiments()
+    assert sum(r.role != "calibration" for r in later) == 4 and [r.proposal["core_exp"] for r in later] == list(
+        range(len(later)))
     workers_md = (tmp_path / "camp" / "workers.md").read_text()
     assert "| local:1 |" in workers_md and "shared by 2 slots" in workers_md
 
@@ -237,8 +251,7 @@ def test_sigterm_with_two_experiments_in_flight_interrupts_both_then_resume_reru
             if (run_dir / "ledger.sqlite").exists():
                 with Ledger.open(run_dir, create=False) as ledger:
                     running = [r for r in ledger.experiments() if r.role == "candidate" and r.status is Status.RUNNING]
-                if len(running) == 2 and all((run_dir / "experiments" / f"{r.id:05d}" / "train.log").exists()
-                                             for r in running):
+                if len(running) == 2 and all((Path(r.workspace) / "train.log").exists() for r in running):
                     break
             time.sleep(0.2)
         else:
@@ -248,7 +261,7 @@ def test_sigterm_with_two_experiments_in_flight_interrupts_both_then_resume_reru
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "INTERRUPTED" in stderr
     for r in running:
-        assert not _training_processes((run_dir / "experiments" / f"{r.id:05d}").resolve())
+        assert not _training_processes(Path(r.workspace).resolve())
     with Ledger.open(run_dir, create=False) as ledger:
         rows = ledger.experiments()
         assert ledger.meta()["stop_rule"] == "user_interrupt"
@@ -259,8 +272,9 @@ def test_sigterm_with_two_experiments_in_flight_interrupts_both_then_resume_reru
     assert resumed.returncode == 0, resumed.stderr
     with Ledger.open(run_dir, create=False) as ledger:
         rows = ledger.experiments()
-    retries = [r.retry_of for r in rows if r.retry_of is not None]
-    assert sorted(retries) == sorted(r.id for r in running)
-    candidates = [r for r in rows if r.role == "candidate" and r.status is not Status.INTERRUPTED]
-    assert sorted(r.proposal["iteration"] for r in candidates) == [0, 1, 2, 3]
-    assert all(r.reward is not None for r in candidates)
+    assert [r.proposal["core_exp"] for r in rows] == list(range(len(rows)))  # each experiment of the log once
+    assert all(ledger_row_finished(rows, r.id) for r in running)  # both re-run, each in its own row
+    assert not [r for r in rows if r.status in (Status.RUNNING, Status.INTERRUPTED)]
+    assert sum(r.role != "calibration" for r in rows) == 4
+    # decided, or scored and still owed its confirmation when the budget ran out (never kept on one run)
+    assert all(r.reward is not None or r.status is Status.OK for r in rows if r.role == "candidate")

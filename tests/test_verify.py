@@ -8,25 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch_rl.agent.factory import make_proposer
 from autoresearch_rl.campaign import Campaign
 from autoresearch_rl.cli import main
-from autoresearch_rl.decision import KeepRule
-from autoresearch_rl.loop import LoopConfig, ResearchLoop
-from autoresearch_rl.oracle import OracleConfig
 from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
 from autoresearch_rl.target import template_source
-from autoresearch_rl.target.space import ActionSpace
 from autoresearch_rl.verify import ROLE, verify, welch_interval
+from synthetic_campaign import synthetic_campaign
 
 
 def _campaign(run_dir: Path, cache: Path, iters: int = 25, seed: int = 1) -> None:
-    base = template_source()
-    with Campaign.open(run_dir, "cpu-smoke", cache) as campaign:
-        campaign.executor = SyntheticLandscape(base, LandscapeConfig(seed=seed))
-        proposer = make_proposer("greedy", base, ActionSpace.for_source(base), seed=seed)
-        config = LoopConfig(seed=seed, keep=KeepRule(), oracle=OracleConfig(max_iters=iters), smoke_check=False)
-        ResearchLoop(campaign, proposer, config, base_source=base).run()
+    synthetic_campaign(run_dir, cache, "greedy", iters, seed)
 
 
 def test_welch_interval_matches_a_hand_computation() -> None:

@@ -4,4 +4,4 @@ Three concerns live apart: `env/` (frozen: data, tokenizer, evaluator, integrity
 mutable train.py), and the meta-learner. `runner/` runs one experiment, `ledger/` records them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

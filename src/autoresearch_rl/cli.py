@@ -93,8 +93,14 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 1
 
 
+def retired_agent(name: str) -> None:
+    from autoresearch_rl.cli_core_run import RETIRED_AGENTS
+
+    if name in RETIRED_AGENTS:
+        raise UserError(f"--agent {name}: {RETIRED_AGENTS[name]}")
+
+
 def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
-    from autoresearch_rl.agent.factory import default_keep_rule
     from autoresearch_rl.decision import KeepRule, NoiseConfig
     from autoresearch_rl.loop_config import LoopConfig
     from autoresearch_rl.oracle import OracleConfig
@@ -115,7 +121,7 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
         raise UserError(f"--audit-fraction must be in [0, 1), not {args.audit_fraction}")
     if args.calibration_seeds < 2:
         raise UserError("--calibration-seeds must be at least 2 (the noise is a standard deviation)")
-    keep = default_keep_rule(args.agent)
+    keep = KeepRule(strict=True) if args.agent == "greedy" else KeepRule()  # greedy: the reference protocol
     if args.keep_rule == "strict":
         keep = KeepRule(strict=True)
     elif args.keep_rule == "noise":
@@ -130,15 +136,17 @@ def _loop_config(args: argparse.Namespace, recorded_seed: int | None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from autoresearch_rl.agent.factory import make_proposer
     from autoresearch_rl.campaign import RunnerExecutor, campaign_summary
+    from autoresearch_rl.cli_core_run import refuse_earlier_campaigns, run_core
     from autoresearch_rl.display import LiveDisplay
-    from autoresearch_rl.loop import ResearchLoop, resolve_base_source
+    from autoresearch_rl.loop_config import resolve_base_source
     from autoresearch_rl.target.knobs import AnnotationError
     from autoresearch_rl.target.space import ActionSpace
 
+    retired_agent(args.agent)
     requested = _read_source(args.source) if args.source else None
     with Campaign.open(args.run_dir, args.preset, _cache_dir(args)) as campaign:
+        refuse_earlier_campaigns(campaign)
         meta = campaign.ledger.meta()
         recorded_seed = meta.get("campaign_seed")
         if recorded_seed is not None and recorded_seed != args.seed:
@@ -159,14 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UserError("the base train.py has no tunable constant its code reads: declare module-level UPPER_CASE "
                             "constants such as `LR = 0.01  # search: log 0.001..0.1` (README: your own train.py)")
         from autoresearch_rl.backends import make_backend
-        from autoresearch_rl.cli_core_run import run_core, runs_on_core_loop
 
-        core = runs_on_core_loop(campaign, args.agent)
-        if not core:
-            try:
-                proposer = make_proposer(args.agent, base, space, seed=config.seed, reward_clip=config.reward.clip)
-            except ValueError as exc:  # e.g. a configuration-space agent on a file whose only edits are structural
-                raise UserError(f"--agent {args.agent}: {exc}") from exc
         resumed = bool(campaign.ledger.experiments())
         console.print(f"{'resuming' if resumed else 'starting'} campaign {campaign.run_dir} | preset {campaign.preset.name} "
                       f"| agent {args.agent} | budget {campaign.preset.time_budget_s:.0f} s per experiment | "
@@ -179,13 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"backend {args.backend} | {backend.slots} experiment(s) at once")
         display = LiveDisplay(console, campaign.run_dir, campaign.ledger, args.agent, campaign.preset.time_budget_s,
                               args.max_iters)
-        if core:
-            _, reason = run_core(campaign, args.agent, config, base, backend, space.device, display)
-        else:
-            loop = ResearchLoop(campaign, proposer, config, base_source=base, backend=backend, device=space.device)
-            loop.events = display
-            with display:
-                reason = loop.run().reason
+        _, reason = run_core(campaign, args.agent, config, base, backend, space.device, display)
         summary = campaign_summary(campaign.run_dir, campaign.ledger.meta(), campaign.ledger)
     console.print(f"[bold]stopped[/bold] - {reason}")
     console.print(f"iterations {summary['iterations']} | kept {summary['kept']} | baseline {summary['baseline_val_bpb']} "
@@ -234,9 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="research: calibrate, then propose, train, score, keep or revert, learn; resumes")
     common(p, preset_default=None)
-    from autoresearch_rl.agent.factory import AGENTS
+    from autoresearch_rl.cli_core_run import AGENTS, RETIRED_AGENTS
 
-    p.add_argument("--agent", choices=AGENTS, default="ppo", help="proposer (default ppo)")
+    p.add_argument("--agent", choices=AGENTS + tuple(RETIRED_AGENTS), default="ppo", metavar="AGENT",
+                   help=f"proposer: {', '.join(AGENTS)} (default ppo)")
     p.add_argument("--max-iters", type=int, default=None, help="stop after N iterations in total (default: no limit)")
     p.add_argument("--max-hours", type=float, default=None, help="stop after H wall-clock hours over all sessions")
     p.add_argument("--max-device-hours", type=float, default=None, help="stop after experiments used H device-hours")

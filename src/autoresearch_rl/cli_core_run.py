@@ -6,14 +6,16 @@ so `arl status`, `report` and `verify` read it as before. What `arl run` adds he
 settings (keep rule, budgets, early abort, audit, backend), the live display, and Ctrl-C: in-flight
 runs are recorded as interrupted, nothing else is lost, and the same command resumes.
 
-Campaigns started by an earlier version (a ledger with rows and no event log) resume on the loop that
-ran them (`loop.py`), as do the per-edit agents until they are ported.
+Campaigns of autoresearch-rl 0.1 (the per-edit loop: a ledger of runs and no event log) are refused
+with one line naming the version that made them: their rows are not events and would be misread.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from autoresearch_rl import __version__
+from autoresearch_rl.agent.search.registry import SEARCH_AGENTS
 from autoresearch_rl.backends.base import Backend
 from autoresearch_rl.campaign import Campaign
 from autoresearch_rl.core.decider import NoiseAwareDecider
@@ -27,16 +29,24 @@ from autoresearch_rl.ledger.projection import log_rows
 from autoresearch_rl.loop_config import LoopConfig
 from autoresearch_rl.real_campaign import real_campaign
 
-CORE_AGENTS = ("ppo", "ppo_meta", "ppo_meta_frozen", "ppo_prior", "evolution", "gp_local")
+AGENTS = SEARCH_AGENTS  # the agents of the simulated benchmarks, each over the train.py's configurations
 LEARNERS = ("ppo", "ppo_meta", "ppo_prior")  # audited against random configurations when asked
+RETIRED_AGENTS = {"ppo_edits": "the per-action learner over code edits was retired in autoresearch-rl 0.2 (it learned "
+                               "nothing within one campaign); use --agent ppo, meta-trained across campaigns"}
 DEFAULT_HORIZON = 300  # the agent's planning horizon when no --max-iters is given (the reference campaign)
+OWN_ROLES = ("baseline", "verification")  # rows `arl baseline` and `arl verify` add to any campaign
 
 
-def runs_on_core_loop(campaign: Campaign, agent: str) -> bool:
-    """A new campaign of a search agent, or one the core loop started; an earlier version's resumes as it began."""
-    if (campaign.run_dir / EVENTS_NAME).is_file() or campaign.ledger.meta().get("loop") == "core":
-        return True
-    return agent in CORE_AGENTS and not campaign.ledger.experiments()
+def refuse_earlier_campaigns(campaign: Campaign) -> None:
+    """A campaign the per-edit loop of autoresearch-rl 0.1 ran has rows and no event log: refuse it by name."""
+    meta = campaign.ledger.meta()
+    if (campaign.run_dir / EVENTS_NAME).is_file() or meta.get("loop") == "core":
+        return
+    if any(r.role not in OWN_ROLES for r in campaign.ledger.experiments()):
+        made_by = meta.get("package_version", "0.1")
+        raise UserError(f"campaign {campaign.run_dir} was run by autoresearch-rl {made_by}'s per-edit loop, which "
+                        f"this version {__version__} no longer runs; read it with `arl status`/`report`, or start a "
+                        "new run directory")
 
 
 class DisplayEvents:

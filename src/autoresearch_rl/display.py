@@ -27,7 +27,7 @@ def _fmt(v: float | None) -> str:
 
 
 class LiveDisplay:
-    """Implements the loop's events; use as a context manager around `ResearchLoop.run()`."""
+    """Implements the loop's events; use as a context manager around the loop's `run()`."""
 
     def __init__(self, console: Console, run_dir: Path, ledger: Ledger, agent: str, budget_s: float,
                  max_iters: int | None) -> None:
@@ -61,7 +61,7 @@ class LiveDisplay:
             self._live.update(self._render())
             self._live.__exit__(None, None, None)
 
-    # ---- LoopEvents --------------------------------------------------------------------------
+    # ---- the events of a run --------------------------------------------------------------------------
 
     def experiment_started(self, exp_id: int, role: str, description: str) -> None:
         self.current[exp_id] = (role, description, time.time())

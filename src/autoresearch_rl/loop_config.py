@@ -1,16 +1,14 @@
-"""What the `arl run` controller is configured with and reports through: its settings, its event hooks, the
-incumbent record, the campaign's base train.py and the seeds it derives (read by `loop.py`, the CLI, verify)."""
+"""What `arl run` is configured with: its settings, the incumbent record the ledger shows, the campaign's base
+train.py and the seeds it derives (read by the CLI, `cli_core_run.py`, the ledger projection, verify)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from autoresearch_rl.campaign import Campaign
-from autoresearch_rl.core.drift import DriftMonitor
 from autoresearch_rl.decision import KeepRule, NoiseConfig, RewardConfig
-from autoresearch_rl.ledger import ExperimentRow
 from autoresearch_rl.oracle import OracleConfig
 from autoresearch_rl.selfeval.abort import AbortConfig
 
@@ -27,23 +25,6 @@ class LoopConfig:
     smoke_check: bool = True  # validate each candidate with one tiny step before spending its budget
     audit_fraction: float = 0.0  # share of proposals made by uniform random search to audit a learning agent
     abort: AbortConfig | None = None  # early abort of candidates whose loss curve is doomed; None: every run finishes
-    drift: DriftMonitor | None = field(default_factory=DriftMonitor)  # throughput-flagged decisions wait for a re-run
-
-
-class LoopEvents(Protocol):
-    """What a display may want to know; every method is optional to act on."""
-
-    def experiment_started(self, exp_id: int, role: str, description: str) -> None: ...
-
-    def experiment_finished(self, row: ExperimentRow, verdict: str) -> None: ...
-
-
-class _SilentEvents:
-    def experiment_started(self, exp_id: int, role: str, description: str) -> None:
-        pass
-
-    def experiment_finished(self, row: ExperimentRow, verdict: str) -> None:
-        pass
 
 
 @dataclass(frozen=True)

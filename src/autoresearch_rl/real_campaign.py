@@ -23,6 +23,7 @@ a one-line error (its configurations would mean other code).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from collections.abc import Callable, Sequence
@@ -79,6 +80,7 @@ def real_campaign(base_source: str, agent: str | Callable[[DiscreteSpace], Propo
 
     space, start = train_py_space(base_source, device)
 
+    @functools.lru_cache(maxsize=512)  # a run's source is wanted by its worker, its ledger row and its children's diffs
     def render(config: Config) -> str:
         return apply_params(base_source, space.values(config))[0]
 

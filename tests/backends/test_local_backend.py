@@ -1,29 +1,20 @@
-"""Local slots and the asynchronous loop: several experiments in flight, every one accounted for once."""
+"""Local slots and the asynchronous core loop of `arl run`: several experiments in flight, each accounted for once."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from autoresearch_rl.agent.factory import make_proposer
 from autoresearch_rl.backends import JobSpec, make_backend
 from autoresearch_rl.backends.local import InlineBackend, LocalBackend, local_slots
-from autoresearch_rl.campaign import Campaign
 from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import ExperimentRecord, Status
 from autoresearch_rl.ledger import CandidateHistory, Ledger
-from autoresearch_rl.loop import LoopConfig, ResearchLoop
-from autoresearch_rl.oracle import OracleConfig
 from autoresearch_rl.synthetic import SyntheticLandscape
-from autoresearch_rl.target import template_source
-from autoresearch_rl.target.space import ActionSpace
-
-BASE = template_source()
-SPACE = ActionSpace.for_source(BASE)
+from synthetic_campaign import BASE, synthetic_campaign
 
 
 class Staggered:
@@ -52,34 +43,24 @@ class Staggered:
                 self.running -= 1
 
 
-def run_async(tmp_path: Path, cache: Path, executor, workers: int, iters: int, agent: str = "ppo_edits") -> ResearchLoop:
-    with Campaign.open(tmp_path / "run", "cpu-smoke", cache) as campaign:
-        campaign.executor = executor
-        backend = LocalBackend(executor, local_slots(workers, "cpu", cpu_count=2, gpu_count=0))
-        loop = ResearchLoop(campaign, make_proposer(agent, BASE, SPACE, seed=3),
-                            LoopConfig(oracle=OracleConfig(max_iters=iters), smoke_check=False), base_source=BASE,
-                            backend=backend)
-        loop.run()
-    return loop
+def run_async(tmp_path: Path, cache: Path, executor, workers: int, iters: int, agent: str = "ppo") -> None:
+    backend = LocalBackend(executor, local_slots(workers, "cpu", cpu_count=2, gpu_count=0))
+    synthetic_campaign(tmp_path / "run", cache, agent, iters, seed=3, executor=executor, backend=backend)
 
 
 def assert_async_invariants(run_dir: Path, iterations: int) -> None:
     with Ledger.open(run_dir, create=False) as ledger:
         rows = ledger.experiments()
         meta = ledger.meta()
-    assert not [r for r in rows if r.status is Status.RUNNING]
-    candidates = [r for r in rows if r.role == "candidate" and r.status is not Status.INTERRUPTED]
-    assert len(candidates) == iterations  # max_iters counts proposals in flight: no overshoot
-    assert all(r.reward is not None for r in candidates)
-    assert sorted(r.proposal["iteration"] for r in candidates) == list(range(iterations))  # each proposal once
-    assert len({r.seed for r in candidates}) == iterations
-    retries = Counter(r.retry_of for r in rows if r.retry_of is not None)
-    assert all(n == 1 for n in retries.values())
+    assert [r.proposal["core_exp"] for r in rows] == list(range(len(rows)))  # each experiment of the log once
+    assert not [r for r in rows if r.status in (Status.RUNNING, Status.INTERRUPTED)]
+    assert sum(r.role != "calibration" for r in rows) == iterations  # runs in flight count: no overshoot
+    candidates = [r for r in rows if r.role == "candidate"]
+    assert all(r.decided and r.reward is not None for r in candidates)
     kept = [r for r in candidates if r.status is Status.KEPT]
     incumbent = meta["incumbent"]
     if kept:
         assert incumbent["exp_id"] in {r.id for r in kept}
-    assert incumbent["val_bpb"] <= meta["baseline_mean"]
     assert CandidateHistory(run_dir).incumbent() == incumbent["sha"]
 
 
@@ -116,7 +97,7 @@ def test_local_backend_runs_jobs_concurrently_and_returns_each_once(tmp_path: Pa
     assert {r.worker for r in results} == {"local:0", "local:1"} and not backend.in_flight()
 
 
-@pytest.mark.parametrize("agent", ["ppo_edits", "ppo", "random", "tpe"])
+@pytest.mark.parametrize("agent", ["ppo", "random", "tpe"])
 def test_async_loop_with_two_workers_accounts_for_every_experiment(agent: str, tmp_path: Path,
                                                                    smoke_cache: Path) -> None:
     executor = Staggered(SyntheticLandscape(BASE))
@@ -125,55 +106,45 @@ def test_async_loop_with_two_workers_accounts_for_every_experiment(agent: str, t
     assert_async_invariants(tmp_path / "run", 14)
     with Ledger.open(tmp_path / "run", create=False) as ledger:
         rows = ledger.experiments()
-        running_together = [r for r in rows if r.role == "candidate" and r.summary.get("worker") == "local:1"]
-        assert running_together, "both slots ran candidates"
-        assert all("shared by 2 slots" in r.summary["device"] for r in rows)
-        if agent == "ppo_edits":
-            versions = [r.proposal["info"]["policy_version"] for r in rows if r.role == "candidate"]
-            assert versions == sorted(versions) and versions[-1] >= 1  # recorded with each proposal; it learned
+    assert {r.summary.get("worker") for r in rows if r.role == "candidate"} == {"local:0", "local:1"}
+    assert all("shared by 2 slots" in r.summary["device"] for r in rows)
 
 
 @pytest.mark.parametrize("iters", [1, 3])
 def test_two_free_slots_never_start_proposals_past_the_budget(iters: int, tmp_path: Path, smoke_cache: Path) -> None:
-    """Both slots free at once (end of calibration, a candidate answered from the ledger): the oracle is asked
-    before each new proposal, so the budget is not overshot (CI once saw 15 candidates for max_iters=14)."""
+    """Both slots free at once (end of calibration): the stopper is asked before each new proposal, so the
+    budget is not overshot (CI once saw 15 candidates for max_iters=14)."""
     run_async(tmp_path, smoke_cache, Staggered(SyntheticLandscape(BASE)), workers=2, iters=iters, agent="greedy")
     assert_async_invariants(tmp_path / "run", iters)
 
 
 def test_async_campaign_resumes_on_one_worker(tmp_path: Path, smoke_cache: Path) -> None:
     run_async(tmp_path, smoke_cache, Staggered(SyntheticLandscape(BASE)), workers=2, iters=6)
-    with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
-        campaign.executor = SyntheticLandscape(BASE)
-        ResearchLoop(campaign, make_proposer("ppo_edits", BASE, SPACE, seed=3),
-                     LoopConfig(oracle=OracleConfig(max_iters=10), smoke_check=False), base_source=BASE).run()
+    synthetic_campaign(tmp_path / "run", smoke_cache, "ppo", 10, seed=3, executor=SyntheticLandscape(BASE))
     assert_async_invariants(tmp_path / "run", 10)
 
 
 class LosesWorkers(Staggered):
-    """Its worker 'dies' (raises) on the first run of every third proposal: those are re-run."""
+    """Its worker 'dies' (raises) on the first run of every third seed: those are sent again."""
 
     def __init__(self, inner: SyntheticLandscape) -> None:
         super().__init__(inner)
         self.seen: set[int] = set()
+        self.lost = 0
 
     def execute(self, source: str, workspace: Path, seed: int, *, env=None, abort=None) -> ExperimentRecord:
         if seed % 3 == 0 and seed not in self.seen:
             self.seen.add(seed)
+            self.lost += 1
             raise ConnectionError("worker node went away")
         return super().execute(source, workspace, seed, env=env, abort=abort)
 
 
-def test_lost_workers_mark_the_run_interrupted_and_rerun_it(tmp_path: Path, smoke_cache: Path) -> None:
-    run_async(tmp_path, smoke_cache, LosesWorkers(SyntheticLandscape(BASE)), workers=2, iters=12, agent="random")
+def test_lost_workers_are_sent_again_and_no_run_is_lost(tmp_path: Path, smoke_cache: Path) -> None:
+    executor = LosesWorkers(SyntheticLandscape(BASE))
+    run_async(tmp_path, smoke_cache, executor, workers=2, iters=12, agent="random")
+    assert executor.lost > 0
     assert_async_invariants(tmp_path / "run", 12)
     with Ledger.open(tmp_path / "run", create=False) as ledger:
-        rows = ledger.experiments()
-    lost = [r for r in rows if r.status is Status.INTERRUPTED]
-    assert lost and all(r.error.startswith("worker lost: ConnectionError") for r in lost)
-    reruns = {r.retry_of: r for r in rows if r.retry_of is not None}
-    for r in lost:
-        if r.role == "candidate":  # the same proposal, source and seed again, linked to the lost run
-            assert reruns[r.id].seed == r.seed and reruns[r.id].source_hash == r.source_hash
-        else:  # a lost calibration run is replaced by one with the same seed
-            assert any(o.role == r.role and o.seed == r.seed and o.status.scored for o in rows)
+        errors = [r.error or "" for r in ledger.experiments()]
+    assert not [e for e in errors if "ConnectionError" in e or "lost" in e]  # the landscape's own crashes remain

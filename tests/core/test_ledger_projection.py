@@ -12,7 +12,6 @@ from autoresearch_rl import cli
 from autoresearch_rl.backends.local import InlineBackend
 from autoresearch_rl.campaign import Campaign
 from autoresearch_rl.core.state import CampaignState
-from autoresearch_rl.errors import UserError
 from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import Ledger
 from autoresearch_rl.ledger.projection import LedgerProjection
@@ -117,15 +116,6 @@ def test_a_kill_between_an_event_and_its_projection_loses_nothing(kill_at: str, 
     monkeypatch.setattr(Ledger, kill_at, original)
     run(tmp_path / "killed", smoke_cache, 10)
     assert rows_of(tmp_path / "killed") == rows_of(tmp_path / "whole")
-
-
-def test_arl_run_refuses_a_core_campaign(tmp_path: Path, smoke_cache: Path) -> None:
-    run(tmp_path / "run", smoke_cache, 2)
-    with pytest.raises(UserError, match="core loop"):
-        from autoresearch_rl import restart
-
-        with Ledger.open(tmp_path / "run", create=False) as ledger:
-            restart.claim_agent(ledger, tmp_path / "run", "ppo", 0, 0.0)
 
 
 def test_a_projection_ahead_of_its_log_is_refused(tmp_path: Path, smoke_cache: Path) -> None:

@@ -6,17 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch_rl.agent.factory import make_proposer
-from autoresearch_rl.campaign import Campaign
+from autoresearch_rl.campaign import Campaign, campaign_summary
 from autoresearch_rl.ledger import Ledger
-from autoresearch_rl.loop import LoopConfig, ResearchLoop
-from autoresearch_rl.oracle import AgentBelowRandom, CampaignProgress, OracleConfig
-from autoresearch_rl.selfeval.audit import AuditSummary, is_audit, p_better
-from autoresearch_rl.synthetic import SyntheticLandscape
-from autoresearch_rl.target import template_source
-from autoresearch_rl.target.space import ActionSpace
-
-BASE = template_source()
+from autoresearch_rl.oracle import AgentBelowRandom, CampaignProgress
+from autoresearch_rl.selfeval.audit import AuditSummary, audit, is_audit, p_better
+from synthetic_campaign import synthetic_campaign
 
 
 def test_audit_coin_is_deterministic_and_has_the_asked_rate() -> None:
@@ -47,24 +41,21 @@ def test_oracle_stops_an_agent_credibly_worse_than_random() -> None:
     assert rule.check(_progress(level)) is None
 
 
-def test_loop_interleaves_random_proposals_and_reports_the_audit(tmp_path: Path, smoke_cache: Path) -> None:
-    space = ActionSpace.for_source(BASE)
-    proposer = make_proposer("ppo", BASE, space, seed=2)
-    with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
-        campaign.executor = SyntheticLandscape(BASE)
-        loop = ResearchLoop(campaign, proposer, LoopConfig(oracle=OracleConfig(max_iters=30), smoke_check=False,
-                                                           audit_fraction=0.3), base_source=BASE)
-        loop.run()
-        summary = loop.view.audit_summary()
-        status = campaign.summary()
+def test_arl_runs_audit_is_random_configurations_reported_in_the_status(tmp_path: Path, smoke_cache: Path) -> None:
+    """`arl run --agent ppo --audit-fraction F` on the core loop: a seeded share F of the proposals are random
+    configurations of the train.py (so a kept one is a configuration the agent can build on), marked in the ledger
+    and compared with the agent's own in the status and report."""
+    synthetic_campaign(tmp_path / "run", smoke_cache, "ppo", 30, seed=2, audit_fraction=0.3)
     with Ledger.open(tmp_path / "run", create=False) as ledger:
-        candidates = [r for r in ledger.experiments() if r.role == "candidate"]
+        rows, meta = ledger.experiments(), ledger.meta()
+        status = campaign_summary(tmp_path / "run", meta, ledger)
+    candidates = [r for r in rows if r.role == "candidate"]
     audited = [r for r in candidates if r.proposal.get("audit")]
-    assert audited and len(audited) == sum(is_audit(0, i, 0.3) for i in range(30))
-    assert all("obs" not in r.proposal["info"] for r in audited)  # random's, not the policy's
-    # the default agent proposes configurations of train.py: so does its auditor, so that a kept audit
-    # proposal stays a configuration the agent can see and build on
-    assert all(r.proposal["params"] is not None and r.proposal["info"]["agent"] == "random" for r in audited)
-    assert summary is not None and summary.random_n == len(audited) and summary.agent_n == 30 - len(audited)
+    assert 0 < len(audited) < len(candidates) and meta["audit_fraction"] == 0.3
+    assert all(r.proposal["params"] and r.proposal["info"]["agent"] == "random" for r in audited)
+    summary = audit(rows, float(meta.get("keep_margin") or 0.0))
+    assert summary.random_n == len(audited) and summary.agent_n == len(candidates) - len(audited)
     assert status["audit"]["random_n"] == len(audited)
-    assert "audit: agent improved" in summary.line()
+    assert summary.line().startswith("audit: agent")
+    with Campaign.open(tmp_path / "run", None, smoke_cache, create=False):
+        pass  # the campaign reopens as any other

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from autoresearch_rl import faults
 from autoresearch_rl.backends.workers import training_seed
 from autoresearch_rl.campaign import Campaign, source_hash
 from autoresearch_rl.core.events import (Aborted, Calibrated, CampaignStarted, Crashed, Decided, Event, PolicyUpdated,
@@ -67,6 +68,7 @@ class LedgerProjection:
 
     def on_event(self, event: Event, state: CampaignState) -> None:
         self._project(event, state)
+        faults.point("projected")
         self.projected += 1
         self.ledger.set_meta(**{PROJECTED: self.projected})
 
@@ -100,6 +102,7 @@ class LedgerProjection:
 
     def _start(self, event: Proposed, state: CampaignState) -> None:
         exp = event.exp
+        source: str | None = None
         if exp not in self.rows:
             parent = state.experiments[event.parent] if event.parent is not None else None
             try:
@@ -109,23 +112,27 @@ class LedgerProjection:
                 description = f"not written: {exc}"
             else:
                 description = self._describe(event, parent.config if parent is not None else state.start)
-            parent_source = self.render(parent.config) if parent is not None else ""
+            diff = ""
+            if event.kind == "edit" and source:  # only an edit shows what it changed
+                diff = unified_diff(self.render(parent.config) if parent is not None else "", source)
             proposal = {"core_exp": exp, "operator": "config", "arg": "", "kind": event.kind, "info": event.info,
                         "params": self.space.values(event.config), "config": list(event.config),
                         "iteration": state.iterations, "incumbent_val_bpb": state.experiments[exp].incumbent_value,
                         **({"audit": True} if event.info.get("audit") else {})}
             self.rows[exp] = self.ledger.start_experiment(
-                role=ROLES[event.kind], source_hash=source_hash(source), description=description,
-                diff=unified_diff(parent_source, source) if event.kind == "edit" and source else "",
+                role=ROLES[event.kind], source_hash=source_hash(source), description=description, diff=diff,
                 parent_id=self.rows[event.parent] if event.parent is not None else None,
                 seed=training_seed(state.measurement_seed(exp)), proposal=proposal,
                 workspace=str(self.campaign.workspace(exp)))
+            faults.point("row_started")
         rid = self.rows[exp]
         if not self.ledger.get(rid).commit_sha:
             sha = self.history.experiment_commit(rid)
             if sha is None:
-                sha = self.history.record(self._source(event.config), self.ledger.get(rid).description,
-                                          parent=self.history.incumbent(), exp_id=rid)
+                sha = self.history.record(self._source(event.config) if source is None else source,
+                                          self.ledger.get(rid).description, parent=self.history.incumbent(),
+                                          exp_id=rid)
+                faults.point("row_committed")
             self.ledger.set_commit(rid, sha)
 
     def _source(self, config: Config) -> str:
@@ -155,6 +162,7 @@ class LedgerProjection:
         else:  # a lost worker, or a landscape's crash: no record but the reason
             record = ExperimentRecord(Status.CRASHED, error=event.reason)
         self.ledger.finish_experiment(self.rows[event.exp], record)
+        faults.point("row_finished")
         seeds = self.ledger.meta().get("seeds", [])
         seed = self.ledger.get(self.rows[event.exp]).seed
         if seed not in seeds:
@@ -168,10 +176,12 @@ class LedgerProjection:
     def _decide(self, event: Decided, state: CampaignState) -> None:
         row = self.ledger.get(self.rows[event.exp])
         status = row.status if event.verdict == "failed" else VERDICTS.get(event.verdict)
-        if status is None or row.reward is not None:
-            return  # a confirmation, deferral or re-measurement: no verdict yet (or projected before a kill)
-        self.ledger.decide(self.rows[event.exp], status, event.reward, incumbent=self._incumbent(state),
-                           elapsed_s=self.elapsed_s())
+        if status is None:
+            return  # a confirmation, deferral or re-measurement: no verdict yet
+        if row.reward is None:  # else recorded before a kill; its files follow (idempotent)
+            self.ledger.decide(self.rows[event.exp], status, event.reward, incumbent=self._incumbent(state),
+                               elapsed_s=self.elapsed_s())
+            faults.point("row_decided")
         if status is Status.KEPT:
             self.history.keep(row.commit_sha)
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")

@@ -49,7 +49,7 @@ class Audited:
         if not self._audits(state):
             return self.inner.propose(state)
         proposal = self.auditor.propose(state)
-        return Proposal(proposal.config, proposal.kind, {**proposal.info, "audit": True})
+        return Proposal(proposal.config, proposal.kind, {**proposal.info, "audit": True, "agent": self.auditor.name})
 
     def observe(self, state: CampaignState, experiment: Experiment) -> None:
         self.inner.observe(state, experiment)
