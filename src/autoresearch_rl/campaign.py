@@ -198,22 +198,6 @@ class Campaign:
             self.drop_checkpoint_unless_incumbent(spec.exp_id)
         write_results_tsv(self.ledger, self.run_dir / "results.tsv")
 
-    def decide(self, exp_id: int, status: Status, reward: float | None, *, replaced: tuple[int, str],
-               **meta: Any) -> None:
-        """Record the loop's verdict (with the campaign facts that change with it, one ledger transaction), then
-        its files: a kept candidate moves the research branch; checkpoints no longer needed go; results.tsv
-        gains the row. `replaced` is the (experiment id, commit) of the incumbent the candidate was judged against."""
-        faults.point("before_decision")
-        self.ledger.decide(exp_id, status, reward, **meta)
-        faults.point("decided")
-        if status is Status.KEPT:
-            self.history.keep(self.ledger.get(exp_id).commit_sha)
-            if replaced[1] != self.ledger.meta().get("base_commit"):  # the baseline's model stays: held-out test
-                self.drop_checkpoint_unless_incumbent(replaced[0])
-        else:
-            self.drop_checkpoint_unless_incumbent(exp_id)
-        write_results_tsv(self.ledger, self.run_dir / "results.tsv")
-
     def drop_checkpoint_unless_incumbent(self, exp_id: int) -> None:
         """Checkpoints are large on GPU presets; only the incumbent's is worth keeping."""
         sha = self.history.experiment_commit(exp_id)

@@ -232,9 +232,9 @@ def _incumbent_score(row: ExperimentRow, rows: list[ExperimentRow]) -> float:
     return statistics.fmean(v for v in runs if v is not None)
 
 
-def _test_bpb(run_dir: Path, exp_id: int, meta: dict[str, Any]) -> tuple[float | None, str]:
+def _test_bpb(run_dir: Path, row: ExperimentRow, meta: dict[str, Any]) -> tuple[float | None, str]:
     """Score one kept model on the test split (never seen by rewards), once; cached in test_eval.json."""
-    workspace = run_dir / "experiments" / f"{exp_id:05d}"
+    workspace = Path(row.workspace) if row.workspace else run_dir / "experiments" / f"{row.id:05d}"
     out = workspace / "test_eval.json"
     if not out.is_file():
         if not (workspace / "checkpoint").is_dir():
@@ -259,13 +259,13 @@ def heldout_scores(run_dir: Path, rows: list[ExperimentRow], meta: dict[str, Any
     if not incumbent or not base_sha:
         return []
     base = next((r for r in rows if r.commit_sha == base_sha), None)
+    best = next((r for r in rows if r.id == int(incumbent["exp_id"])), None)
     out = []
-    for label, exp_id, val in (("baseline", base.id if base else None, meta.get("baseline_mean")),
-                               ("best", int(incumbent["exp_id"]), incumbent["val_bpb"])):
-        if exp_id is None:
+    for label, row, val in (("baseline", base, meta.get("baseline_mean")), ("best", best, incumbent["val_bpb"])):
+        if row is None:
             continue
-        test, note = _test_bpb(run_dir, exp_id, meta)
-        out.append(HeldOut(label, exp_id, val, test, note))
+        test, note = _test_bpb(run_dir, row, meta)
+        out.append(HeldOut(label, row.id, val, test, note))
     return out
 
 

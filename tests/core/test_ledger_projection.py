@@ -147,3 +147,31 @@ def test_the_ledger_shows_the_keep_margin_of_the_campaigns_own_rule(tmp_path: Pa
     state = run(tmp_path / "run", smoke_cache, 3, decider=NoiseAwareDecider(KeepRule(margin_sigmas=3.0)))
     with Ledger.open(tmp_path / "run", create=False) as ledger:
         assert ledger.meta()["keep_margin"] == pytest.approx(3.0 * state.sigma)
+
+
+class SavesModels(SyntheticLandscape):
+    """The synthetic landscape, leaving a model checkpoint in each workspace as a training run does."""
+
+    def execute(self, source: str, workspace: Path, seed: int, **kw):
+        (Path(workspace) / "checkpoint").mkdir(parents=True, exist_ok=True)
+        (Path(workspace) / "checkpoint" / "model.pt2").write_bytes(b"weights")
+        return super().execute(source, workspace, seed)
+
+
+def test_only_the_base_the_incumbent_and_undecided_candidates_keep_their_model(tmp_path: Path,
+                                                                               smoke_cache: Path) -> None:
+    """Checkpoints are large on GPU presets: what the report's held-out test and a later keep may need stays."""
+    with Campaign.open(tmp_path / "run", "cpu-smoke", smoke_cache) as campaign:
+        loop = real_campaign(BASE, "evolution", 3, 40, InlineBackend(SavesModels(BASE, LandscapeConfig(seed=3))),
+                             ledger=campaign, validate=False)
+        state = loop.run()
+        loop.c.store.close()  # type: ignore[attr-defined]
+        rows = campaign.ledger.experiments()
+        meta = campaign.ledger.meta()
+    assert [e for e in state.edits if e.verdict == "kept"], "this seed keeps something: the incumbent moved"
+    base = next(e.exp for e in state.experiments if e.kind == "calibration")
+    undecided = {e.exp for e in state.edits if e.verdict in (None, "confirm", "deferred")}
+    kept = {e.exp for e in state.experiments if (Path(rows[e.exp].workspace) / "checkpoint").is_dir()}
+    assert kept == {base, state.incumbent_exp} | undecided
+    assert rows[state.incumbent_exp].id == meta["incumbent"]["exp_id"]
+    assert cli.main(["report", "--run-dir", str(tmp_path / "run")]) == 0  # held-out test: the kept models' workspaces

@@ -6,10 +6,10 @@ pruner's job is to say, from the campaign's state, what the run is judged agains
 curve and value, the keep margin, the calibrated threshold and the measured prediction errors. A
 run the pruner gives no rule to trains its full budget (a landscape has no curves).
 
-`CurvePruner` is `arl run`'s early-abort rule over the events: the evidence it reads from ledger rows
-there (`selfeval/accounting.abort_spec_for`) it reads here from the runs' records in the events
-(`details["summary"]`: curve, final train loss, the checks each run recorded, whether it was a shadow run), and both build the spec with
-`selfeval/accounting.abort_spec`, so the rule is one rule.
+`CurvePruner` is `arl run`'s early-abort rule over the events: it reads the evidence from the runs'
+records in the events (`details["summary"]`: curve, final train loss, the checks each run recorded,
+whether it was a shadow run) and builds the spec with `selfeval/accounting.abort_spec`, the rule the
+report's abort tables (`selfeval/accounting.py`) account for.
 """
 
 from __future__ import annotations

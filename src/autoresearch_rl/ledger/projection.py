@@ -13,6 +13,7 @@ Each row names its experiment of the log (`core_exp` in its proposal): other row
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -91,6 +92,9 @@ class LedgerProjection:
                                  baseline_mean=event.baseline, keep_margin=self._margin(event.sigma),
                                  calibration_disturbed=[], incumbent=self._incumbent(state))
             self.history.keep(sha)
+            for e in state.experiments:
+                if e.kind == "calibration":
+                    self._drop_checkpoint(e.exp, state)
         elif isinstance(event, Decided):
             self._decide(event, state)
         elif isinstance(event, PolicyUpdated):
@@ -172,6 +176,7 @@ class LedgerProjection:
             self.ledger.set_meta(incumbent=self._incumbent(state), noise_sigma=sigma, keep_margin=self._margin(sigma),
                                  elapsed_s=self.elapsed_s())
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
+        self._drop_checkpoint(event.exp, state)
 
     def _decide(self, event: Decided, state: CampaignState) -> None:
         row = self.ledger.get(self.rows[event.exp])
@@ -185,6 +190,22 @@ class LedgerProjection:
         if status is Status.KEPT:
             self.history.keep(row.commit_sha)
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
+        self._drop_checkpoint(event.exp, state)
+        if event.verdict == "kept":  # the incumbent it replaced (kept before, or calibration) is no longer needed
+            for e in state.experiments:
+                if e.verdict == "kept" or e.kind == "calibration":
+                    self._drop_checkpoint(e.exp, state)
+
+    def _drop_checkpoint(self, exp: int, state: CampaignState) -> None:
+        """Checkpoints are large on GPU presets: keep only the base run's and the incumbent's (the report's
+        held-out test scores them) and an undecided candidate's (it may become the incumbent). Idempotent."""
+        e = state.experiments[exp]
+        base = next((c.exp for c in state.experiments if c.kind == "calibration" and c.outcome == "scored"), None)
+        if exp in (state.incumbent_exp, base) or e.outcome == "pending":
+            return
+        if e.kind == "edit" and e.verdict in (None, "confirm", "deferred"):
+            return
+        shutil.rmtree(self.campaign.workspace(exp) / "checkpoint", ignore_errors=True)
 
     # ---- campaign facts ----------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,21 +42,6 @@ def abort_spec(config: AbortConfig, *, curve: Sequence[Sequence[float]], final_l
                        shadow=calibrator.should_shadow(seed),
                        prediction_errors=measured_errors(scored_checks, config.warmup_fraction,
                                                          config.check_every_fraction))
-
-
-def abort_spec_for(config: AbortConfig | None, rows: Sequence[ExperimentRow], incumbent_id: int,
-                   incumbent_val_bpb: float, margin: float, budget_s: float, seed: int) -> AbortSpec | None:
-    """How a worker judges a run with this seed against the incumbent's loss curve, as the ledger stands
-    (None: early abort is off, or the incumbent recorded no curve to judge against)."""
-    if config is None or not config.enabled:
-        return None
-    row = next(r for r in rows if r.id == incumbent_id)
-    curve, final = row.summary.get("curve"), row.summary.get("final_train_loss")
-    if not curve or not isinstance(final, (int, float)) or not math.isfinite(final):
-        return None  # an executor without curves (the synthetic landscape), or an old campaign
-    return abort_spec(config, curve=curve, final_loss=float(final), incumbent_value=incumbent_val_bpb, margin=margin,
-                      budget_s=budget_s, seed=seed, shadow_outcomes=abort_outcomes(rows),
-                      scored_checks=_scored_checks(rows))
 
 
 def prediction_error_lines(rows: Iterable[ExperimentRow], config: AbortConfig = AbortConfig()) -> list[str]:

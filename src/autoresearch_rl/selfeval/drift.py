@@ -1,15 +1,12 @@
 """Drift on real runs, read from the ledger: which candidates ran on a changed machine, and since when the
 incumbent is compared only with runs under the current conditions.
 
-The `arl run` loop's counterpart of `core/drift.py` (same `DriftMonitor` settings). Every run records its
-throughput (`tokens_per_second` in its summary). A candidate whose throughput is off the machine's
-current speed (the median of the incumbent's runs under the current conditions) by more than the
-tolerance, and that would otherwise be kept (or confirmed), gets a paired `remeasure` run of the
-incumbent before its keep decision (a flagged loser is discarded at once: a machine change cannot make
-it a false keep, and periodic re-measurement catches up with the conditions). When that re-run is
-off too, the machine changed: from the flagged candidate on, only runs under the new conditions are
-compared (`DriftAccount.since`). Periodic re-measurements of the incumbent do the same for slow drift.
-Everything is derived from the rows, so a resumed controller reads the same account.
+What the report shows of `core/drift.py`'s monitor (same `DriftMonitor` settings), read back from the
+ledger's rows: every run records its throughput (`tokens_per_second` in its summary); a candidate off
+the machine's current speed (the median of the incumbent's runs under the current conditions) by more
+than the tolerance was paired with a `remeasure` run of the incumbent, and when that re-run was off
+too the machine changed: from then on only runs under the new conditions are compared
+(`DriftAccount.since`). Everything is derived from the rows, so any reader gets the same account.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoresearch_rl.core.drift import DriftMonitor
-from autoresearch_rl.experiment import Status
 from autoresearch_rl.ledger import ExperimentRow
 
 
@@ -75,37 +71,3 @@ def drift_account(rows: list[ExperimentRow], monitor: DriftMonitor) -> DriftAcco
                        "why": "flagged" if flagged else "periodic", "throughput_change": round(change, 4),
                        "rebased": rebased})
     return DriftAccount(since, tolerance, tuple(events))
-
-
-def incumbent_value(rows: list[ExperimentRow], source_hash: str, account: DriftAccount | None, recorded: float) -> float:
-    """The incumbent's value for a decision: its recorded mean, or, once the machine changed, the mean of its
-    runs under the current conditions."""
-    if account is None or not account.since:
-        return recorded
-    values = [r.val_bpb for r in rows if r.source_hash == source_hash and r.status.scored and r.id >= account.since
-              and r.val_bpb is not None]
-    return statistics.fmean(values) if values else recorded
-
-
-def paired_remeasure_owed(row: ExperimentRow, rows: list[ExperimentRow], incumbent_hash: str,
-                          account: DriftAccount) -> float | None:
-    """The throughput change of candidate `row` when it is beyond the tolerance and no re-run of the incumbent
-    paired with it has finished (a decision must wait for one); else None."""
-    tp = throughput(row)
-    reference = machine_speed(rows, incumbent_hash, account.since, row.id) if tp is not None else None
-    if tp is None or reference is None or abs(tp / reference - 1.0) <= account.tolerance:
-        return None
-    if any(r.role == "remeasure" and r.parent_id == row.id and (r.status.scored or r.status.failed) for r in rows):
-        return None
-    return tp / reference - 1.0
-
-
-def periodic_remeasure_due(rows: list[ExperimentRow], incumbent_hash: str, monitor: DriftMonitor) -> bool:
-    """Every `remeasure_every` candidates without a run of the incumbent, it runs again (slow drift); only when
-    runs report a throughput and no re-measurement is running."""
-    if not monitor.remeasure_every or not any(throughput(r) is not None for r in rows if r.role == "calibration"):
-        return False
-    if any(r.role == "remeasure" and r.status is Status.RUNNING for r in rows):
-        return False
-    last = max((r.id for r in rows if r.source_hash == incumbent_hash and r.status.scored), default=0)
-    return sum(r.role == "candidate" and r.id > last and r.retry_of is None for r in rows) >= monitor.remeasure_every
