@@ -78,7 +78,7 @@ RUN_ROLES = ("candidate", "confirmation", "remeasure")
 
 def _wait_for_running_candidate(run_dir: Path, proc: subprocess.Popen, timeout: float = 300, after: int = 0,
                                 roles: tuple[str, ...] = ("candidate",)) -> int:
-    """The id of the first run of one of `roles` after row `after` whose training has begun."""
+    """The id of the first run of one of `roles` after row `after` that is training now."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -87,7 +87,8 @@ def _wait_for_running_candidate(run_dir: Path, proc: subprocess.Popen, timeout: 
                 running = [r for r in ledger.experiments()
                            if r.role in roles and r.status is Status.RUNNING and r.id > after]
             workspace = Path(running[0].workspace or run_dir / "experiments" / f"{running[0].id:05d}") if running else None
-            if workspace is not None and (workspace / "train.log").exists():
+            # its training process is alive: the controller is waiting on it, so a signal now cuts a run
+            if workspace is not None and (workspace / "train.log").exists() and _training_processes(workspace.resolve()):
                 return running[0].id
         time.sleep(0.2)
     raise AssertionError(f"no run of {roles} started training in time")
