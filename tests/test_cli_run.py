@@ -155,7 +155,7 @@ def test_the_core_loop_resumes_after_ctrl_c_and_after_a_kill_mid_experiment(run_
     cut: list[int] = []
     for stop in (signal.SIGINT, signal.SIGKILL):
         proc = subprocess.Popen([ARL, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=_ctrl_c_reaches_it)
         try:
             # after the first cut, any run: a noisy machine may spend the rest of the budget on re-measurements
             exp_id = _wait_for_running_candidate(tmp_path / "camp", proc, after=cut[-1] if cut else 0,
@@ -183,6 +183,12 @@ def test_the_core_loop_resumes_after_ctrl_c_and_after_a_kill_mid_experiment(run_
     assert again.returncode == 0
     with Ledger.open(tmp_path / "camp", create=False) as ledger:
         assert len(ledger.experiments()) == len(rows)
+
+
+def _ctrl_c_reaches_it() -> None:
+    """A shell without job control starts background commands with SIGINT ignored, and Python then keeps it
+    ignored: a test suite run with `&` would otherwise send its Ctrl-C to a controller that cannot hear it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def ledger_row_finished(rows: list, exp_id: int) -> bool:

@@ -20,19 +20,14 @@ from autoresearch_rl.synthetic import LandscapeConfig, SyntheticLandscape
 from autoresearch_rl.target import template_source
 from autoresearch_rl.target.grid import train_py_space
 from autoresearch_rl.target.params import apply_params
+from synthetic_campaign import synthetic_campaign
 
 BASE = template_source()
 SPACE, _ = train_py_space(BASE)
 
 
 def run(run_dir: Path, cache: Path, iters: int, agent: str = "evolution", **kw) -> CampaignState:
-    with Campaign.open(run_dir, "cpu-smoke", cache) as campaign:
-        loop = real_campaign(BASE, agent, 3, iters, InlineBackend(SyntheticLandscape(BASE, LandscapeConfig(seed=3))),
-                             ledger=campaign, validate=False, **kw)
-        try:
-            return loop.run()
-        finally:
-            loop.c.store.close()  # type: ignore[attr-defined]
+    return synthetic_campaign(run_dir, cache, agent, iters, seed=3, **kw)
 
 
 def rows_of(run_dir: Path) -> list[tuple]:

@@ -34,21 +34,13 @@ DRIVER = """
 import sys
 from pathlib import Path
 import torch
-from autoresearch_rl.backends.local import InlineBackend
-from autoresearch_rl.campaign import Campaign
-from autoresearch_rl.real_campaign import real_campaign
-from autoresearch_rl.synthetic import SyntheticLandscape
-from autoresearch_rl.target import template_source
+sys.path.insert(0, sys.argv[5])
+from synthetic_campaign import synthetic_campaign
 
 torch.set_num_threads(1)
-run_dir, cache, agent, iters = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-base = template_source()
-with Campaign.open(run_dir, "cpu-smoke", cache) as campaign:
-    campaign.executor = SyntheticLandscape(base)
-    loop = real_campaign(base, agent, 7, iters, InlineBackend(campaign.executor), ledger=campaign, validate=False)
-    campaign.recover()
-    print(loop.run().stopped.reason)
+print(synthetic_campaign(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), seed=7).stopped.reason)
 """
+TESTS = str(Path(__file__).resolve().parent.parent)  # where `synthetic_campaign.py` is
 
 
 def _session(run_dir: Path, cache: Path, kill_at: str | None, kill_after_s: float | None, agent: str = "ppo") -> str:
@@ -56,7 +48,7 @@ def _session(run_dir: Path, cache: Path, kill_at: str | None, kill_after_s: floa
     env.pop("ARL_KILL_AT", None)
     if kill_at:
         env["ARL_KILL_AT"] = kill_at
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(run_dir), str(cache), agent, str(ITERS)], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(run_dir), str(cache), agent, str(ITERS), TESTS], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _, err = proc.communicate(timeout=kill_after_s if kill_after_s is not None else 240)
