@@ -92,9 +92,7 @@ class LedgerProjection:
                                  baseline_mean=event.baseline, keep_margin=self._margin(event.sigma),
                                  calibration_disturbed=[], incumbent=self._incumbent(state))
             self.history.keep(sha)
-            for e in state.experiments:
-                if e.kind == "calibration":
-                    self._drop_checkpoint(e.exp, state)
+            self._drop_checkpoints([e.exp for e in state.experiments if e.kind == "calibration"], state)
         elif isinstance(event, Decided):
             self._decide(event, state)
         elif isinstance(event, PolicyUpdated):
@@ -176,7 +174,7 @@ class LedgerProjection:
             self.ledger.set_meta(incumbent=self._incumbent(state), noise_sigma=sigma, keep_margin=self._margin(sigma),
                                  elapsed_s=self.elapsed_s())
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
-        self._drop_checkpoint(event.exp, state)
+        self._drop_checkpoints([event.exp], state)
 
     def _decide(self, event: Decided, state: CampaignState) -> None:
         row = self.ledger.get(self.rows[event.exp])
@@ -190,22 +188,21 @@ class LedgerProjection:
         if status is Status.KEPT:
             self.history.keep(row.commit_sha)
         write_results_tsv(self.ledger, self.campaign.run_dir / "results.tsv")
-        self._drop_checkpoint(event.exp, state)
-        if event.verdict == "kept":  # the incumbent it replaced (kept before, or calibration) is no longer needed
-            for e in state.experiments:
-                if e.verdict == "kept" or e.kind == "calibration":
-                    self._drop_checkpoint(e.exp, state)
+        replaced = ([e.exp for e in state.experiments if e.verdict == "kept" or e.kind == "calibration"]
+                    if event.verdict == "kept" else [])  # the incumbent it replaced (kept before, or calibration)
+        self._drop_checkpoints([event.exp, *replaced], state)
 
-    def _drop_checkpoint(self, exp: int, state: CampaignState) -> None:
+    def _drop_checkpoints(self, exps: Sequence[int], state: CampaignState) -> None:
         """Checkpoints are large on GPU presets: keep only the base run's and the incumbent's (the report's
         held-out test scores them) and an undecided candidate's (it may become the incumbent). Idempotent."""
-        e = state.experiments[exp]
         base = next((c.exp for c in state.experiments if c.kind == "calibration" and c.outcome == "scored"), None)
-        if exp in (state.incumbent_exp, base) or e.outcome == "pending":
-            return
-        if e.kind == "edit" and e.verdict in (None, "confirm", "deferred"):
-            return
-        shutil.rmtree(self.campaign.workspace(exp) / "checkpoint", ignore_errors=True)
+        for exp in exps:
+            e = state.experiments[exp]
+            if exp in (state.incumbent_exp, base) or e.outcome == "pending":
+                continue
+            if e.kind == "edit" and e.verdict in (None, "confirm", "deferred"):
+                continue
+            shutil.rmtree(self.campaign.workspace(exp) / "checkpoint", ignore_errors=True)
 
     # ---- campaign facts ----------------------------------------------------------------------
 
