@@ -116,7 +116,8 @@ def test_sigkill_mid_experiment_then_resume_accounts_for_everything(run_cache: P
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    workspace = (tmp_path / "camp" / "experiments" / f"{exp_id:05d}").resolve()
+    with Ledger.open(tmp_path / "camp", create=False) as ledger:
+        workspace = Path(ledger.get(exp_id).workspace).resolve()
     time.sleep(1.0)
     assert not _training_processes(workspace), "the training process outlived its controller"
 

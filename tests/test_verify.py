@@ -73,3 +73,21 @@ def test_verify_before_calibration_is_a_one_line_error(tmp_path: Path, smoke_cac
         pass
     assert main(["verify", "--run-dir", str(tmp_path / "run"), "--cache-dir", str(smoke_cache)]) == 2
     assert "not calibrated" in capsys.readouterr().err
+
+
+def test_runs_outside_the_event_log_never_share_a_workspace_with_its_experiments(tmp_path: Path,
+                                                                                  smoke_cache: Path) -> None:
+    """`arl verify` adds ledger rows after a core campaign, which may go on: row 12's run must not train in the
+    directory of the log's experiment 12."""
+    run_dir = tmp_path / "run"
+    _campaign(run_dir, smoke_cache, iters=10)
+    with Campaign.open(run_dir, None, smoke_cache, create=False) as campaign:
+        campaign.executor = SyntheticLandscape(template_source(), LandscapeConfig(seed=1))
+        verify(campaign, runs_each=2)
+    _campaign(run_dir, smoke_cache, iters=20)  # the campaign goes on after its verification
+    with Campaign.open(run_dir, None, smoke_cache, create=False) as campaign:
+        rows = campaign.ledger.experiments()
+    outside = [r for r in rows if r.role == ROLE]
+    assert outside and all(Path(r.workspace).name == f"{ROLE}-{r.id:05d}" for r in outside)
+    workspaces = [r.workspace for r in rows if r.workspace]
+    assert len(workspaces) == len(set(workspaces))

@@ -4,7 +4,8 @@
       ledger.sqlite          every experiment (SQLite, WAL)
       frozen_manifest.json   hashes of the frozen env recorded when the campaign started
       history/               git: every candidate's train.py; branch `research` = kept versions
-      experiments/00001/     workspace of experiment 1: train.py, train.log, checkpoint/, eval.json
+      experiments/00001/     workspace of the event log's experiment 1: train.py, train.log, checkpoint/, eval.json
+      experiments/verification-00042/  workspace of ledger row 42, a run outside the log (`arl baseline`, `verify`)
       results.tsv            the reference's table: one row per experiment, in its final status
 """
 
@@ -133,8 +134,16 @@ class Campaign:
     def manifest_path(self) -> Path:
         return self.run_dir / MANIFEST_NAME
 
-    def workspace(self, exp_id: int) -> Path:
-        return self.run_dir / "experiments" / f"{exp_id:05d}"
+    def workspace(self, exp: int) -> Path:
+        """The workspace of the event log's experiment `exp` (rows outside the log: `row_workspace`)."""
+        return self.run_dir / "experiments" / f"{exp:05d}"
+
+    def row_workspace(self, exp_id: int, role: str) -> Path:
+        """Where a run outside the event log (a baseline, a verification) trains: named by its role and ledger
+        row, so it never shares a directory with an experiment of the log; recorded in the row."""
+        workspace = self.run_dir / "experiments" / f"{role}-{exp_id:05d}"
+        self.ledger.set_workspace(exp_id, str(workspace))
+        return workspace
 
     def recover(self) -> int:
         """Mark experiments left RUNNING by a killed controller as INTERRUPTED; returns how many."""
@@ -173,6 +182,7 @@ class Campaign:
         exp_id = self.ledger.start_experiment(role=role, source_hash=source_hash(source), description=description,
                                               diff=diff, parent_id=parent_id, seed=seed, proposal=proposal,
                                               retry_of=retry_of)
+        workspace = self.row_workspace(exp_id, role)
         faults.point("experiment_started")
         try:
             sha = self.history.record(source, description, parent=parent_sha, exp_id=exp_id)
@@ -180,7 +190,7 @@ class Campaign:
         except BaseException:
             self.ledger.mark_interrupted("interrupted while starting")
             raise
-        return JobSpec(exp_id=exp_id, source=source, workspace=str(self.workspace(exp_id)), seed=seed,
+        return JobSpec(exp_id=exp_id, source=source, workspace=str(workspace), seed=seed,
                        validate=validate, rejected=rejected, abort=abort)
 
     def finish(self, spec: JobSpec, record: ExperimentRecord, *, role: str, keep_checkpoint: bool = False) -> None:
@@ -202,7 +212,8 @@ class Campaign:
         """Checkpoints are large on GPU presets; only the incumbent's is worth keeping."""
         sha = self.history.experiment_commit(exp_id)
         if sha is None or self.history.incumbent() != sha:
-            shutil.rmtree(self.workspace(exp_id) / "checkpoint", ignore_errors=True)
+            workspace = self.ledger.get(exp_id).workspace
+            shutil.rmtree((Path(workspace) if workspace else self.workspace(exp_id)) / "checkpoint", ignore_errors=True)
 
     def summary(self) -> dict[str, Any]:
         """What `arl status` prints: counts by status, baseline and best val_bpb, what is running."""

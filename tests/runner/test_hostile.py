@@ -266,3 +266,17 @@ def test_evaluator_hijacker_is_flagged_and_refused_without_imports(tmp_path: Pat
     refused = run("evaluator_hijacker.py", tmp_path / "b", smoke_preset, smoke_cache, import_candidate_code=False)
     assert refused.status is Status.EVAL_FAILED and refused.val_bpb is None
     assert "state_dict checkpoints need the candidate's train.py" in refused.error
+
+
+def test_a_run_again_in_its_workspace_reads_nothing_the_last_one_left(tmp_path: Path, smoke_preset, smoke_cache) -> None:
+    """A run cut off by a kill is run again in its own workspace: its appended log, model and verdict are gone
+    first, so a run that dies before saving a model is not scored on the last one's."""
+    ws = tmp_path / "ws"
+    (ws / "checkpoint").mkdir(parents=True)
+    (ws / "checkpoint" / "meta.json").write_text('{"format": "stale"}')
+    (ws / "train.log").write_text("step 1 | loss 1.0 | elapsed 1.0 | STALE\n")
+    (ws / "eval.json").write_text('{"status": "OK", "val_bpb": 0.1}')
+    record = run("", tmp_path, smoke_preset, smoke_cache, "none", source="raise SystemExit(3)\n")
+    assert record.status is not Status.OK and record.val_bpb is None
+    assert "STALE" not in (ws / "train.log").read_text()
+    assert not (ws / "checkpoint").exists() and not (ws / "eval.json").exists()

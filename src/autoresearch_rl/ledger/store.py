@@ -210,6 +210,11 @@ class Ledger:
         with self._write() as conn:
             self._require(conn.execute("UPDATE experiments SET commit_sha=? WHERE id=?", (sha, exp_id)), exp_id)
 
+    def set_workspace(self, exp_id: int, workspace: str) -> None:
+        """Record where this experiment runs (known once its row, and with it its id, exists)."""
+        with self._write() as conn:
+            self._require(conn.execute("UPDATE experiments SET workspace=? WHERE id=?", (workspace, exp_id)), exp_id)
+
     def finish_experiment(self, exp_id: int, record: ExperimentRecord, status: Status | None = None) -> None:
         """Store how the run ended. `status` KEPT/DISCARDED also records that verdict (no reward), in the same
         transaction, for callers that decide as they finish (`arl baseline`, tests); any other `status`

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -163,6 +164,20 @@ def _evaluate(workspace: Path, preset: Preset, cache_dir: Path, manifest_path: P
     return verdict, outcome.wall_seconds
 
 
+OUTPUTS = ("train.log", "eval.log", "eval.json", "test_eval.json", "checkpoint")  # what a run leaves in its workspace
+
+
+def _clear_outputs(workspace: Path) -> None:
+    """A run starts from a clean workspace: a run cut off by a kill is run again in its own directory, and its
+    half-written log (appended to), model or verdict must not be read as the new run's."""
+    for name in OUTPUTS:
+        path = workspace / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path, *, seed: int = 0,
                    manifest_path: Path | None = None, config: RunnerConfig = RunnerConfig(),
                    abort: AbortSpec | None = None) -> ExperimentRecord:
@@ -175,6 +190,7 @@ def run_experiment(source: str, workspace: Path, preset: Preset, cache_dir: Path
     started = time.perf_counter()
     workspace = Path(workspace).resolve()
     workspace.mkdir(parents=True, exist_ok=True)
+    _clear_outputs(workspace)
     (workspace / "train.py").write_text(source)
     log_path = workspace / "train.log"
     base = dict(seed=seed, log_path=str(log_path), workspace=str(workspace))
